@@ -1,0 +1,159 @@
+package rewarder.android
+
+import java.math.BigInteger
+import uniffi.rewarder.Allocation
+import uniffi.rewarder.ComputeOutput
+import uniffi.rewarder.EmbeddedConfig
+import uniffi.rewarder.EmbeddedNode
+import uniffi.rewarder.Manifest
+import uniffi.rewarder.ProofStep
+import uniffi.rewarder.RewarderException
+import uniffi.rewarder.Verification
+
+/**
+ * The entry point of svc-rewarder on Android: compute an epoch on the device, verify what a
+ * server sent you, or run a node inside the app.
+ *
+ * Every call goes to the native library `librewarder_ffi.so` (loaded through JNA on first use)
+ * and runs on the calling thread: call [compute] and the `verify` functions off the main thread
+ * for large epochs. Nothing here keeps state; only [startNode] starts something, a node you stop.
+ *
+ * Amounts stay decimal strings (use [Allocation.amount] for a [BigInteger]); hashes are `"b3:…"`
+ * strings. Refusals throw [RewarderException]: [RewarderException.Invalid] carries the API error
+ * code (`schema`, `invalid_amount`, …; see [apiCode]), [RewarderException.Io] means the system
+ * refused a resource, [RewarderException.Internal] is a defect to report.
+ */
+object Rewarder {
+    /** The tenant of a node without authentication. */
+    const val DEFAULT_TENANT: String = "default"
+
+    /**
+     * Computes the run of the sealed [inputs] document under the sealed [policy] for [tenant],
+     * exactly as a node would: the same bytes give the same run id, allocations and digest on
+     * every device and architecture. The result is not signed (signing keys stay on servers).
+     *
+     * Blocks the calling thread for the computation (milliseconds for thousands of actors).
+     *
+     * @throws RewarderException.Invalid with the code of the refused document, or `bad_request`
+     *   for a tenant that is not 1–64 characters of `[A-Za-z0-9._-]`.
+     * @throws RewarderException.Internal if an invariant of the calculus failed.
+     */
+    @Throws(RewarderException::class)
+    fun compute(inputs: ByteArray, policy: ByteArray, tenant: String = DEFAULT_TENANT): ComputeOutput =
+        uniffi.rewarder.compute(inputs, policy, tenant)
+
+    /** [compute] over documents held as text (encoded as UTF-8, byte for byte). */
+    @Throws(RewarderException::class)
+    fun compute(inputsJson: String, policyJson: String, tenant: String = DEFAULT_TENANT): ComputeOutput =
+        compute(inputsJson.toByteArray(Charsets.UTF_8), policyJson.toByteArray(Charsets.UTF_8), tenant)
+
+    /** The content id `"b3:…"` of a document: what a node answers as `inputs_cid` or `policy_hash`. */
+    fun contentId(bytes: ByteArray): String = uniffi.rewarder.contentId(bytes)
+
+    /** The digest `"b3:…"` of a manifest: what the node's signatures sign. */
+    fun manifestDigest(manifest: Manifest): String = uniffi.rewarder.manifestDigest(manifest)
+
+    /**
+     * Whether [proof] (from `GET /rewarder/epochs/{epoch}/proof/{actor}`) shows that the tree
+     * of [allocationsRoot] pays [amountMinor] to [actor]. False for a wrong proof and for
+     * arguments that cannot name one (bad hex, a side other than `L`/`R`); never throws.
+     */
+    fun verifyAllocation(
+        allocationsRoot: String,
+        actor: String,
+        amountMinor: String,
+        proof: List<ProofStep>,
+    ): Boolean = uniffi.rewarder.verifyAllocation(allocationsRoot, actor, amountMinor, proof)
+
+    /** [verifyAllocation] against the root of [manifest]. */
+    fun verifyAllocation(manifest: Manifest, actor: String, amountMinor: String, proof: List<ProofStep>): Boolean =
+        verifyAllocation(manifest.allocationsRoot, actor, amountMinor, proof)
+
+    /**
+     * Whether [signature] by [publicKey] (both lowercase hex) signs [manifestDigest] (`"b3:…"`).
+     * False for a wrong signature and for malformed hex; never throws.
+     */
+    fun verifySignature(
+        manifestDigest: String,
+        algorithm: SignatureAlgorithm,
+        publicKey: String,
+        signature: String,
+    ): Boolean = uniffi.rewarder.verifySignature(manifestDigest, algorithm.wireName, publicKey, signature)
+
+    /**
+     * Checks a compute result body (what `POST …/compute` or `GET /rewarder/epochs/{epoch}`
+     * answer): the digest recomputed from the manifest, every signature over it, and the
+     * allocations' sum and Merkle root when the body lists them. Tampering shows as false
+     * flags ([Verification.isValid]); a valid signature only says the key holder signed, so
+     * compare the key with the one you trust.
+     *
+     * @throws RewarderException.Invalid `malformed_json`, `schema`, `bad_request` (bad hex)
+     *   or `invalid_amount` for a body that is not a compute result.
+     */
+    @Throws(RewarderException::class)
+    fun verifyResult(resultJson: String): Verification = uniffi.rewarder.verifyResult(resultJson)
+
+    /**
+     * Starts a node inside the app on `http://127.0.0.1:`[port] (0 picks a free port; read it
+     * back from [EmbeddedNode.baseUrl]). It serves on a background thread until
+     * [EmbeddedNode.stop] or `close()`; use it with `use { }`. Fresh signing keys per node
+     * (ML-DSA-65 too with [requirePq]); nothing is kept after it stops.
+     *
+     * Blocks until the node accepts connections (a few milliseconds).
+     *
+     * @param authKeys `AUTH_KEYS` (`kid:hexkey,…`); null turns authentication off.
+     * @throws RewarderException.Invalid `bad_request` for unusable [authKeys] or port.
+     * @throws RewarderException.Io when the port is taken or the system refuses a socket.
+     */
+    @Throws(RewarderException::class)
+    fun startNode(port: Int = 0, requirePq: Boolean = false, authKeys: String? = null): EmbeddedNode {
+        if (port !in 0..65535) {
+            throw RewarderException.Invalid("bad_request", "port $port is outside 0..65535")
+        }
+        return EmbeddedNode(EmbeddedConfig(port.toUShort(), requirePq, authKeys))
+    }
+}
+
+/** The signature algorithms of a compute result (CALCULUS.md §4). */
+enum class SignatureAlgorithm(
+    /** The name used on the wire and by the native library. */
+    val wireName: String,
+) {
+    /** Ed25519 (RFC 8032): every result carries it. */
+    ED25519("ed25519"),
+
+    /** ML-DSA-65 (FIPS 204): present when the node requires post-quantum signatures. */
+    ML_DSA_65("ml_dsa_65"),
+}
+
+/** Whether every check passed: digest, signatures and allocations. */
+val Verification.isValid: Boolean
+    get() = digestOk && signaturesOk && allocationsOk
+
+/** The payout in minor units. */
+val Allocation.amount: BigInteger
+    get() = BigInteger(amountMinor)
+
+/** The pool in minor units. */
+val Manifest.pool: BigInteger
+    get() = BigInteger(poolMinor)
+
+/** The sum of every payout in minor units. */
+val Manifest.payoutTotal: BigInteger
+    get() = BigInteger(payoutTotalMinor)
+
+/** The port the node is bound to, as an [Int]. */
+val EmbeddedNode.portNumber: Int
+    get() = port().toInt()
+
+/**
+ * The API error code of this exception (API.md §2): the code of [RewarderException.Invalid],
+ * `internal` for [RewarderException.Internal], null for [RewarderException.Io] (not an API error).
+ */
+val RewarderException.apiCode: String?
+    get() =
+        when (this) {
+            is RewarderException.Invalid -> code
+            is RewarderException.Internal -> "internal"
+            is RewarderException.Io -> null
+        }

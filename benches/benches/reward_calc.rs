@@ -1,0 +1,66 @@
+//! Criterion benches of the hot paths at the seed's S/M/L scales (PERFORMANCE.md "core").
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use rewarder_benches::{Fixture, keys};
+use rewarder_core::{Inputs, Limits, Run, merkle};
+use rewarder_testkit::Scale;
+
+fn scales() -> Vec<Fixture> {
+    [Scale::S, Scale::M, Scale::L].into_iter().map(Fixture::new).collect()
+}
+
+fn benches(c: &mut Criterion) {
+    let fixtures = scales();
+
+    let mut g = c.benchmark_group("parse_validate");
+    for f in &fixtures {
+        g.throughput(Throughput::Bytes(f.inputs_raw.len() as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(f.scale), &f.inputs_raw, |b, raw| {
+            b.iter(|| Inputs::parse(black_box(raw), &Limits::UNBOUNDED).unwrap())
+        });
+    }
+    g.finish();
+
+    // Compute from parsed inputs, with Merkle root, manifest and an Ed25519 signature:
+    // everything a run costs after its documents are stored.
+    let ed = keys(false);
+    let mut g = c.benchmark_group("compute_signed");
+    for f in &fixtures {
+        g.bench_function(BenchmarkId::from_parameter(f.scale), |b| {
+            b.iter(|| {
+                let run = Run::compute(black_box(&f.inputs), &f.policy, "default").unwrap();
+                ed.sign(run.digest_bytes())
+            })
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("merkle_root");
+    for f in &fixtures {
+        let run = Run::compute(&f.inputs, &f.policy, "default").unwrap();
+        let leaves = merkle::leaves(run.allocations().map(|a| (a.actor, a.amount)));
+        g.throughput(Throughput::Elements(leaves.len() as u64));
+        g.bench_function(BenchmarkId::new("tree", f.scale), |b| b.iter(|| merkle::root(black_box(&leaves))));
+        g.bench_function(BenchmarkId::new("leaves+tree", f.scale), |b| {
+            b.iter(|| merkle::root(&merkle::leaves(run.allocations().map(|a| (a.actor, a.amount)))))
+        });
+    }
+    g.finish();
+
+    let pq = keys(true);
+    let mut g = c.benchmark_group("sign_manifest");
+    let run = Run::compute(&fixtures[1].inputs, &fixtures[1].policy, "default").unwrap();
+    g.bench_function("manifest_digest", |b| b.iter(|| black_box(run.manifest()).digest_bytes()));
+    g.bench_function("ed25519", |b| b.iter(|| ed.sign(black_box(run.digest_bytes()))));
+    g.bench_function("ed25519+ml_dsa_65", |b| b.iter(|| pq.sign(black_box(run.digest_bytes()))));
+    g.finish();
+}
+
+criterion_group! {
+    name = reward_calc;
+    config = Criterion::default().sample_size(20);
+    targets = benches
+}
+criterion_main!(reward_calc);

@@ -1,0 +1,177 @@
+//! The compute result body of API.md §1.2: rendered straight from a [`Run`] (no intermediate
+//! per-payee strings), and parsed back for verification.
+
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::manifest::Manifest;
+use crate::run::Run;
+use crate::sign::{Signature, Signatures};
+
+/// How the run's payouts reached the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerStatus {
+    /// Every intent was accepted (or was a duplicate of an accepted one).
+    Emitted,
+    /// Nothing was sent: a dry run or a compute-only node.
+    DryRun,
+    /// Some intents wait in the quarantine queue.
+    Quarantined,
+}
+
+/// The `ledger` object of a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerReport {
+    /// Where the run stands.
+    pub status: LedgerStatus,
+    /// Intents the ledger accepted.
+    pub accepted: u64,
+    /// Intents the ledger had already seen (retries).
+    pub dup: u64,
+    /// Intents still queued.
+    pub pending: u64,
+}
+
+impl LedgerReport {
+    /// The report of a run that sends nothing.
+    pub const DRY_RUN: LedgerReport =
+        LedgerReport { status: LedgerStatus::DryRun, accepted: 0, dup: 0, pending: 0 };
+}
+
+/// Everything a compute answer says besides the run itself.
+#[derive(Debug, Clone, Copy)]
+pub struct ResultMeta<'a> {
+    /// Signatures over the manifest digest.
+    pub signatures: &'a Signatures,
+    /// Ledger progress.
+    pub ledger: LedgerReport,
+    /// Time spent computing, in milliseconds.
+    pub compute_ms: f64,
+    /// Whether to list the allocations (`?allocations=false` omits them).
+    pub with_allocations: bool,
+}
+
+/// Renders the API.md §1.2 body.
+pub fn render(run: &Run, meta: &ResultMeta<'_>) -> Vec<u8> {
+    let view = View { run, meta };
+    // Serializing plain strings and integers into a Vec cannot fail.
+    let mut out =
+        Vec::with_capacity(1024 + if meta.with_allocations { run.outcome().payees.len() * 72 } else { 0 });
+    serde_json::to_writer(&mut out, &view).expect("serializing a result into memory");
+    out
+}
+
+struct View<'a> {
+    run: &'a Run,
+    meta: &'a ResultMeta<'a>,
+}
+
+impl Serialize for View<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("manifest", self.run.manifest())?;
+        m.serialize_entry("manifest_digest", &self.run.manifest_digest())?;
+        m.serialize_entry("signatures", &SignaturesView(self.meta.signatures))?;
+        if self.meta.with_allocations {
+            m.serialize_entry("allocations", &AllocationsView(self.run))?;
+        }
+        m.serialize_entry("ledger", &self.meta.ledger)?;
+        m.serialize_entry("timing", &Timing { compute_ms: self.meta.compute_ms })?;
+        m.end()
+    }
+}
+
+#[derive(Serialize)]
+struct Timing {
+    compute_ms: f64,
+}
+
+struct SignaturesView<'a>(&'a Signatures);
+
+impl Serialize for SignaturesView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("ed25519", &SignatureJson::from(&self.0.ed25519))?;
+        if let Some(pq) = &self.0.ml_dsa_65 {
+            m.serialize_entry("ml_dsa_65", &SignatureJson::from(pq))?;
+        }
+        m.end()
+    }
+}
+
+struct AllocationsView<'a>(&'a Run);
+
+impl Serialize for AllocationsView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.outcome().payees.len()))?;
+        let (mut amount, mut score) = (itoa::Buffer::new(), itoa::Buffer::new());
+        for a in self.0.allocations() {
+            seq.serialize_element(&AllocationRef {
+                actor: a.actor,
+                amount_minor: amount.format(a.amount),
+                score: score.format(a.score),
+            })?;
+        }
+        seq.end()
+    }
+}
+
+#[derive(Serialize)]
+struct AllocationRef<'a> {
+    actor: &'a str,
+    amount_minor: &'a str,
+    score: &'a str,
+}
+
+/// A signature as it travels: `{"public_key", "signature"}`, lowercase hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureJson {
+    /// Hex of the public key.
+    pub public_key: String,
+    /// Hex of the signature.
+    pub signature: String,
+}
+
+impl From<&Signature> for SignatureJson {
+    fn from(s: &Signature) -> Self {
+        SignatureJson { public_key: s.public_key.clone(), signature: s.signature.clone() }
+    }
+}
+
+/// The `signatures` object as parsed back.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SignaturesJson {
+    /// Ed25519.
+    pub ed25519: SignatureJson,
+    /// ML-DSA-65, when the node requires PQ.
+    pub ml_dsa_65: Option<SignatureJson>,
+}
+
+/// One allocation as parsed back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllocationJson {
+    /// The actor id.
+    pub actor: String,
+    /// Amount, decimal.
+    pub amount_minor: String,
+    /// Score, decimal.
+    pub score: String,
+}
+
+/// A compute result as parsed back (what a verifier receives).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ResultJson {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// Its digest.
+    pub manifest_digest: String,
+    /// Its signatures.
+    pub signatures: SignaturesJson,
+    /// The allocations, when listed.
+    pub allocations: Option<Vec<AllocationJson>>,
+    /// Ledger progress.
+    pub ledger: LedgerReport,
+}

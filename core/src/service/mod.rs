@@ -1,0 +1,412 @@
+//! The transport-agnostic request handler of API.md: routing, authentication, tenant
+//! isolation, the sealed stores, computes, proofs, metrics. A host (micronode, macronode,
+//! embedded node) turns HTTP into a [`Request`] and a [`Response`] back into HTTP; nothing in
+//! here touches a socket, a thread, the clock or the file system (those come in as traits).
+//!
+//! One request goes: [`router`] (404/405) → [`auth`] (401/403) → the tenant's token bucket
+//! (429) → the endpoint's handler (`handlers`, `compute`) over the bounded stores (`store`,
+//! `lru`), with `/metrics` fed by [`metrics`]. The handler is `Sync` and holds its locks only
+//! around map operations, never across a compute, so a pool of workers can share one.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
+
+use crate::error::{Code, Error};
+use crate::inputs::Limits;
+use crate::sign::SigningKeys;
+
+pub mod auth;
+mod compute;
+pub mod egress;
+mod handlers;
+mod inflight;
+pub mod ledger;
+mod lru;
+pub mod metrics;
+mod quarantine;
+mod rate;
+pub mod router;
+mod store;
+
+pub use egress::{DrainReport, EgressConfig};
+pub use ledger::{
+    Intent, IntentOutcome, Ledger, LedgerError, LedgerErrorKind, Pacer, Registration, RunRegistration,
+    Verdict,
+};
+pub use metrics::{IntentResult, Metrics, Rejection};
+
+/// One HTTP request as the host received it, body already decoded (gzip removed) and bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// `GET`, `PUT`, `POST`, …
+    pub method: &'a str,
+    /// Path and optional query, as on the request line (percent-encoded).
+    pub url: &'a str,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<&'a str>,
+    /// The decoded body.
+    pub body: &'a [u8],
+    /// The correlation id the host took from `X-Corr-ID` or generated.
+    pub corr_id: &'a str,
+}
+
+/// What to answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// `application/json`, or the Prometheus text type for `/metrics`.
+    pub content_type: &'static str,
+    /// Seconds for a `Retry-After` header (429 and 503 always carry one).
+    pub retry_after_s: Option<u32>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// The JSON content type.
+pub const JSON: &str = "application/json";
+/// The Prometheus text exposition 0.0.4 content type.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4";
+
+impl Response {
+    /// The API.md §2 error envelope for `error`, with `Retry-After` on 429 and 503.
+    pub fn error(error: &Error, corr_id: &str) -> Response {
+        let status = error.status();
+        let retry_after_s = match status {
+            429 | 503 => {
+                Some(error.details().get("retry_after").and_then(|v| v.as_u64()).unwrap_or(1) as u32)
+            }
+            _ => None,
+        };
+        Response {
+            status,
+            content_type: JSON,
+            retry_after_s,
+            body: error.envelope(corr_id).to_string().into_bytes(),
+        }
+    }
+}
+
+/// Time, supplied by the host.
+pub trait Clock: Send + Sync {
+    /// Monotonic time since an arbitrary fixed origin (rate limits, latency).
+    fn monotonic(&self) -> Duration;
+    /// Seconds since the Unix epoch (token `exp` and `nbf`).
+    fn unix_seconds(&self) -> u64;
+}
+
+/// Where a host keeps sealed documents and run records beside memory (the micronode's
+/// amnesia directory). `false` means the artifact could not be kept there (failed or slower
+/// than the budget): the service then keeps it in memory and counts `amnesia_spill_total`.
+pub trait Artifacts: Send + Sync {
+    /// Keeps `bytes` under `name` (a content id or run id: `[a-z0-9:._-]`).
+    fn keep(&self, name: &str, bytes: &[u8]) -> bool;
+}
+
+/// Re-reads the hot-reloadable knobs (`SIGHUP`, `POST /rewarder/admin/reload`).
+pub trait Reload: Send + Sync {
+    /// The new knobs, or why they are refused (the old ones are then kept).
+    fn hot_knobs(&self) -> Result<HotKnobs, String>;
+}
+
+/// The knobs that change without a restart (API.md §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HotKnobs {
+    /// `TENANT_RPS_MAX`: per-tenant token-bucket rate.
+    pub tenant_rps_max: u32,
+    /// `MAX_INFLIGHT`: computes in flight beyond which `503 overloaded`.
+    pub max_inflight: u32,
+    /// `WORK_QUEUE_MAX`: the pool's queue bound (read by the macronode's dispatcher).
+    pub work_queue_max: u32,
+}
+
+impl Default for HotKnobs {
+    fn default() -> Self {
+        HotKnobs { tenant_rps_max: 100, max_inflight: 512, work_queue_max: 4096 }
+    }
+}
+
+/// Which node serves (`/version`'s `profile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// One request thread, amnesia.
+    Micronode,
+    /// A worker pool with admission control.
+    Macronode,
+    /// The micronode inside an app.
+    Embedded,
+}
+
+impl Profile {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Micronode => "micronode",
+            Profile::Macronode => "macronode",
+            Profile::Embedded => "embedded",
+        }
+    }
+}
+
+/// Everything a service is built from that does not change while it runs.
+pub struct Config {
+    /// Which node this is.
+    pub profile: Profile,
+    /// `AUTH_KEYS` as `(kid, key bytes)`; `None` = authentication off (tenant `default`).
+    pub auth_keys: Option<Vec<(String, Vec<u8>)>>,
+    /// Bounds on documents (actors, events).
+    pub limits: Limits,
+    /// `REQ_BODY_MAX_BYTES`.
+    pub req_body_max_bytes: usize,
+    /// `INPUTS_MAX_BYTES`.
+    pub inputs_max_bytes: usize,
+    /// `RUNS_MAX`: stored runs kept, least recently used evicted first.
+    pub runs_max: usize,
+    /// Bytes of parsed documents kept per node, least recently used evicted first.
+    pub documents_max_bytes: usize,
+    /// The signing keys (ML-DSA-65 present exactly when PQ is required).
+    pub keys: SigningKeys,
+    /// The hot knobs at start.
+    pub hot: HotKnobs,
+    /// Extra `/version` features of the host (e.g. `tls`, `gzip`).
+    pub features: Vec<&'static str>,
+}
+
+/// The handler: `Sync`, so a pool of workers may share one.
+pub struct Service {
+    config: Config,
+    clock: Arc<dyn Clock>,
+    artifacts: Arc<dyn Artifacts>,
+    reload: Arc<dyn Reload>,
+    /// `None` = authentication off.
+    keyring: Option<auth::Keyring>,
+    hot: RwLock<HotKnobs>,
+    documents: Mutex<store::Documents>,
+    runs: Mutex<store::Runs>,
+    buckets: Mutex<rate::TenantBuckets>,
+    gate: inflight::InflightGate,
+    metrics: Metrics,
+    /// Host components marked not ready (`/readyz` lists them under `missing`).
+    missing: Mutex<Vec<&'static str>>,
+    /// The `/version` body, fixed at start.
+    version_body: Vec<u8>,
+    /// The ledger side ([`Service::with_ledger`]); `None` = compute-only, every run dry.
+    egress: Option<egress::Egress>,
+}
+
+impl Service {
+    /// A service from its configuration and the host's capabilities.
+    ///
+    /// The auth keys move out of `config` into the service's keyring (one copy of secrets).
+    pub fn new(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        artifacts: Arc<dyn Artifacts>,
+        reload: Arc<dyn Reload>,
+    ) -> Service {
+        let mut config = config;
+        let keyring = config.auth_keys.take().map(auth::Keyring::new);
+        let version_body = handlers::version_body(&config, keyring.is_some());
+        Service {
+            keyring,
+            hot: RwLock::new(config.hot),
+            documents: Mutex::new(store::Documents::new(config.documents_max_bytes)),
+            runs: Mutex::new(store::Runs::new(config.runs_max)),
+            buckets: Mutex::new(rate::TenantBuckets::new()),
+            gate: inflight::InflightGate::default(),
+            metrics: Metrics::new(config.profile),
+            missing: Mutex::new(Vec::new()),
+            version_body,
+            egress: None,
+            config,
+            clock,
+            artifacts,
+            reload,
+        }
+    }
+
+    /// The body cap for a request line, so the host can refuse before reading (`413`):
+    /// `INPUTS_MAX_BYTES` for `PUT /rewarder/inputs`, `REQ_BODY_MAX_BYTES` otherwise.
+    pub fn body_limit(&self, method: &str, url: &str) -> usize {
+        let path = url.split('?').next().unwrap_or(url);
+        if method == "PUT" && path == "/rewarder/inputs" {
+            self.config.inputs_max_bytes
+        } else {
+            self.config.req_body_max_bytes
+        }
+    }
+
+    /// Answers one request. Never panics on input; every error is the JSON envelope.
+    /// Counts the response under `http_requests_total` itself.
+    pub fn handle(&self, request: &Request<'_>) -> Response {
+        let response = match self.dispatch(request) {
+            Ok(response) => response,
+            Err(error) => Response::error(&error, request.corr_id),
+        };
+        self.metrics.http(router::label(request.url), response.status);
+        response
+    }
+
+    /// Records an HTTP exchange the host answered itself (framing errors, oversize bodies),
+    /// so `http_requests_total` counts every response. `route` may be the request's URL or
+    /// one of [`router::ROUTE_LABELS`]; either way it is counted under its bounded template
+    /// (or `unmatched`), never as a raw path.
+    pub fn record_http(&self, route: &str, status: u16) {
+        self.metrics.http(router::label(route), status);
+    }
+
+    /// The bounded metrics/log label of a URL: its route template or `unmatched`.
+    pub fn route_label(url: &str) -> &'static str {
+        router::label(url)
+    }
+
+    /// The metrics, for the host's setters (`queue_depth`, `rejected_total`, ledger series).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The Prometheus text exposition (what `GET /metrics` answers).
+    pub fn metrics_text(&self) -> String {
+        self.metrics.render(self.gate.current())
+    }
+
+    /// The hot knobs in force (the macronode's dispatcher reads `work_queue_max` here).
+    pub fn hot(&self) -> HotKnobs {
+        *self.hot.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Re-reads the hot knobs through [`Reload::hot_knobs`] (SIGHUP, `POST /rewarder/admin/reload`):
+    /// on success they replace the old ones at once and are returned; on refusal the old ones
+    /// stay in force and the reason is returned for the host to log.
+    pub fn reload_now(&self) -> Result<HotKnobs, String> {
+        let knobs = self.reload.hot_knobs()?;
+        *self.hot.write().unwrap_or_else(PoisonError::into_inner) = knobs;
+        Ok(knobs)
+    }
+
+    /// Whether `/readyz` answers 200: keys and stores are up by construction, so the node is
+    /// ready unless the host marked a component missing ([`Service::mark_missing`]). A
+    /// degraded ledger does not make it unready (it can still compute).
+    pub fn ready(&self) -> bool {
+        lock(&self.missing).is_empty()
+    }
+
+    /// Marks a host component (e.g. `"amnesia_dir"`, `"ledger_client"`) missing or back;
+    /// while any is missing `/readyz` answers `503` listing them.
+    pub fn mark_missing(&self, component: &'static str, missing: bool) {
+        let mut list = lock(&self.missing);
+        list.retain(|c| *c != component);
+        if missing {
+            list.push(component);
+        }
+    }
+
+    fn dispatch(&self, request: &Request<'_>) -> Result<Response, Error> {
+        let routed = router::route(request.method, request.url)?;
+        if request.body.len() > self.body_limit(request.method, request.url) {
+            return Err(Error::new(Code::BodyTooLarge, "request body exceeds its cap"));
+        }
+        let principal = match routed.endpoint.scope() {
+            None => None,
+            Some(scope) => Some(self.admit(request, scope)?),
+        };
+        self.serve(&routed, principal.as_ref(), request)
+    }
+
+    /// Authenticates, checks the scope, then takes a token from the tenant's bucket.
+    fn admit(&self, request: &Request<'_>, scope: auth::Scopes) -> Result<auth::Principal, Error> {
+        let principal = match &self.keyring {
+            None => auth::Principal::anonymous(),
+            Some(ring) => ring.authenticate(request.authorization, self.clock.unix_seconds())?,
+        };
+        if !principal.scopes.contains(scope) {
+            return Err(Error::new(Code::Forbidden, format!("the token lacks the {} scope", scope.name()))
+                .with_detail("scope", scope.name()));
+        }
+        let rate = self.hot().tenant_rps_max;
+        let admitted = lock(&self.buckets).admit(&principal.tenant, self.clock.monotonic(), rate);
+        if let Err(retry_after) = admitted {
+            self.metrics.reject(Rejection::RateLimited);
+            return Err(Error::new(Code::RateLimited, "tenant request rate exceeded")
+                .with_detail("retry_after", retry_after));
+        }
+        Ok(principal)
+    }
+}
+
+/// Locks a mutex, going on past a poisoned one: every critical section here leaves its map
+/// consistent between operations, and a handler must answer rather than panic again.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Still;
+    impl Clock for Still {
+        fn monotonic(&self) -> Duration {
+            Duration::from_secs(1)
+        }
+        fn unix_seconds(&self) -> u64 {
+            1_800_000_000
+        }
+    }
+    impl Artifacts for Still {
+        fn keep(&self, _: &str, _: &[u8]) -> bool {
+            true
+        }
+    }
+    impl Reload for Still {
+        fn hot_knobs(&self) -> Result<HotKnobs, String> {
+            Err("no".into())
+        }
+    }
+
+    fn service() -> Service {
+        let config = Config {
+            profile: Profile::Macronode,
+            auth_keys: None,
+            limits: Limits::UNBOUNDED,
+            req_body_max_bytes: 1 << 20,
+            inputs_max_bytes: 1 << 20,
+            runs_max: 8,
+            documents_max_bytes: 1 << 20,
+            keys: SigningKeys::from_seeds(&[1; 32], None),
+            hot: HotKnobs::default(),
+            features: Vec::new(),
+        };
+        Service::new(config, Arc::new(Still), Arc::new(Still), Arc::new(Still))
+    }
+
+    #[test]
+    fn invariant_violations_are_counted_apart_from_other_failures() {
+        let s = service();
+        s.count_failed_run(&Error::new(Code::InvariantViolation, "conservation"));
+        s.count_failed_run(&Error::new(Code::Internal, "other"));
+        let text = s.metrics_text();
+        assert!(text.contains("reward_invariant_fail_total 1\n"), "{text}");
+        assert!(text.contains("reward_runs_total{status=\"invariant_violation\"} 1\n"));
+        assert!(text.contains("reward_runs_total{status=\"error\"} 1\n"));
+    }
+
+    #[test]
+    fn host_components_mark_readiness() {
+        let s = service();
+        assert!(s.ready());
+        s.mark_missing("ledger_client", true);
+        s.mark_missing("ledger_client", true);
+        assert!(!s.ready());
+        assert_eq!(*lock(&s.missing), vec!["ledger_client"]);
+        s.mark_missing("ledger_client", false);
+        assert!(s.ready());
+    }
+
+    #[test]
+    fn a_refused_reload_keeps_the_knobs() {
+        let s = service();
+        assert_eq!(s.reload_now(), Err("no".to_owned()));
+        assert_eq!(s.hot(), HotKnobs::default());
+    }
+}

@@ -1,0 +1,866 @@
+//! The request handler of API.md driven through its public API (`Service::handle`) with a fake
+//! clock, fake artifacts and a fake reload: every route, the golden vectors end to end for
+//! both tenants, auth, isolation, limits, metrics and reload.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rewarder_core::service::{
+    Artifacts, Clock, Config, HotKnobs, JSON, PROMETHEUS_TEXT, Profile, Reload, Request, Response, Service,
+    auth,
+};
+use rewarder_core::{Limits, SigningKeys, merkle, sign};
+use serde_json::{Value, json};
+
+const NOW: u64 = 1_800_000_000;
+const KID: &str = "k1";
+const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+// ---------------------------------------------------------------------------------------------
+// Fakes and helpers
+
+struct FakeClock {
+    mono_ns: AtomicU64,
+    unix: AtomicU64,
+}
+
+impl FakeClock {
+    fn advance(&self, d: Duration) {
+        self.mono_ns.fetch_add(d.as_nanos() as u64, Ordering::SeqCst);
+        self.unix.fetch_add(d.as_secs(), Ordering::SeqCst);
+    }
+}
+
+impl Clock for FakeClock {
+    fn monotonic(&self) -> Duration {
+        Duration::from_nanos(self.mono_ns.load(Ordering::SeqCst))
+    }
+    fn unix_seconds(&self) -> u64 {
+        self.unix.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Default)]
+struct FakeArtifacts {
+    refuse: AtomicBool,
+    kept: Mutex<Vec<String>>,
+}
+
+impl Artifacts for FakeArtifacts {
+    fn keep(&self, name: &str, _bytes: &[u8]) -> bool {
+        assert!(
+            name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b":._-".contains(&b)),
+            "{name}"
+        );
+        self.kept.lock().unwrap().push(name.to_owned());
+        !self.refuse.load(Ordering::SeqCst)
+    }
+}
+
+struct FakeReload {
+    next: Mutex<Result<HotKnobs, String>>,
+}
+
+impl Reload for FakeReload {
+    fn hot_knobs(&self) -> Result<HotKnobs, String> {
+        self.next.lock().unwrap().clone()
+    }
+}
+
+struct Node {
+    service: Service,
+    clock: Arc<FakeClock>,
+    artifacts: Arc<FakeArtifacts>,
+    reload: Arc<FakeReload>,
+}
+
+struct Setup {
+    auth: bool,
+    pq: bool,
+    hot: HotKnobs,
+    runs_max: usize,
+    documents_max_bytes: usize,
+    req_body_max_bytes: usize,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            auth: false,
+            pq: false,
+            hot: HotKnobs { tenant_rps_max: 1_000_000, ..HotKnobs::default() },
+            runs_max: 1024,
+            documents_max_bytes: 256 << 20,
+            req_body_max_bytes: 1 << 20,
+        }
+    }
+}
+
+impl Setup {
+    fn node(self) -> Node {
+        let clock = Arc::new(FakeClock { mono_ns: AtomicU64::new(5_000_000_000), unix: AtomicU64::new(NOW) });
+        let artifacts = Arc::new(FakeArtifacts::default());
+        let reload = Arc::new(FakeReload { next: Mutex::new(Err("unset".into())) });
+        let config = Config {
+            profile: Profile::Micronode,
+            auth_keys: self
+                .auth
+                .then(|| vec![(KID.to_owned(), KEY.to_vec()), ("old".to_owned(), b"old-key".to_vec())]),
+            limits: Limits { actors_max: 100_000, events_max: 1_000_000 },
+            req_body_max_bytes: self.req_body_max_bytes,
+            inputs_max_bytes: 64 << 20,
+            runs_max: self.runs_max,
+            documents_max_bytes: self.documents_max_bytes,
+            keys: SigningKeys::from_seeds(&[7; 32], self.pq.then_some(&[9; 32])),
+            hot: self.hot,
+            features: vec!["gzip"],
+        };
+        let service = Service::new(config, clock.clone(), artifacts.clone(), reload.clone());
+        Node { service, clock, artifacts, reload }
+    }
+}
+
+fn node() -> Node {
+    Setup::default().node()
+}
+
+fn token(tenant: &str, scopes: &str) -> String {
+    format!("Bearer {}", auth::mint(KID, KEY, tenant, scopes, NOW + 3600, None))
+}
+
+struct Answer {
+    response: Response,
+    json: Value,
+}
+
+impl Answer {
+    fn status(&self) -> u16 {
+        self.response.status
+    }
+    fn code(&self) -> &str {
+        self.json["error"]["code"].as_str().unwrap_or("<none>")
+    }
+}
+
+impl Node {
+    fn call(&self, method: &str, url: &str, authorization: Option<&str>, body: &[u8]) -> Answer {
+        let request = Request { method, url, authorization, body, corr_id: "corr-1" };
+        let response = self.service.handle(&request);
+        let json = if response.content_type == JSON {
+            serde_json::from_slice(&response.body).unwrap_or_else(|e| panic!("{method} {url}: not JSON: {e}"))
+        } else {
+            Value::Null
+        };
+        if response.status >= 400 && url != "/readyz" {
+            assert_eq!(json["error"]["corr_id"], "corr-1", "{method} {url}: {json}");
+        }
+        if matches!(response.status, 429 | 503) {
+            assert!(response.retry_after_s.is_some(), "{method} {url}: no Retry-After");
+        }
+        Answer { response, json }
+    }
+
+    fn get(&self, url: &str, authorization: Option<&str>) -> Answer {
+        self.call("GET", url, authorization, b"")
+    }
+
+    fn put_inputs(&self, raw: &[u8], authorization: Option<&str>) -> Answer {
+        self.call("PUT", "/rewarder/inputs", authorization, raw)
+    }
+
+    fn put_policy(&self, raw: &[u8], authorization: Option<&str>) -> Answer {
+        self.call("PUT", "/rewarder/policies", authorization, raw)
+    }
+
+    fn compute(&self, epoch: &str, body: &Value, authorization: Option<&str>) -> Answer {
+        let url = format!("/rewarder/epochs/{epoch}/compute");
+        self.call("POST", &url, authorization, body.to_string().as_bytes())
+    }
+
+    /// PUTs both documents and computes; returns the compute answer.
+    fn run(&self, inputs: &[u8], policy: &[u8], authorization: Option<&str>) -> Answer {
+        let i = self.put_inputs(inputs, authorization);
+        assert!(matches!(i.status(), 200 | 201), "{}", i.json);
+        let p = self.put_policy(policy, authorization);
+        assert!(matches!(p.status(), 200 | 201), "{}", p.json);
+        self.compute(i.json["epoch"].as_str().unwrap(), &compute_body(&i.json, &p.json), authorization)
+    }
+
+    fn metrics(&self) -> String {
+        let a = self.get("/metrics", None);
+        assert_eq!(a.status(), 200);
+        assert_eq!(a.response.content_type, PROMETHEUS_TEXT);
+        String::from_utf8(a.response.body).unwrap()
+    }
+}
+
+fn compute_body(inputs: &Value, policy: &Value) -> Value {
+    json!({"inputs_cid": inputs["inputs_cid"], "policy_id": policy["policy_id"], "policy_hash": policy["policy_hash"]})
+}
+
+fn vectors() -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors")).to_path_buf()
+}
+
+fn cases() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(vectors())
+        .expect("../shared/vectors beside the repository")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("expected.json").is_file())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 40, "expected the shared golden cases, found {}", dirs.len());
+    dirs
+}
+
+fn read(dir: &Path, name: &str) -> Vec<u8> {
+    std::fs::read(dir.join(name)).unwrap()
+}
+
+fn basic() -> (Vec<u8>, Vec<u8>) {
+    let dir = vectors().join("basic");
+    (read(&dir, "inputs.json"), read(&dir, "policy.json"))
+}
+
+fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no series {series}"))
+        .parse()
+        .unwrap()
+}
+
+fn verify_signatures(result: &Value) {
+    let digest_hex = result["manifest_digest"].as_str().unwrap().strip_prefix("b3:").unwrap();
+    let mut digest = [0u8; 32];
+    hex::decode_to_slice(digest_hex, &mut digest).unwrap();
+    for (alg, sig) in result["signatures"].as_object().unwrap() {
+        let ok = sign::verify(
+            alg,
+            sig["public_key"].as_str().unwrap(),
+            &digest,
+            sig["signature"].as_str().unwrap(),
+        );
+        assert!(ok.unwrap(), "{alg} signature does not verify");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Probes
+
+#[test]
+fn probes_answer_without_a_token() {
+    let n = Setup { auth: true, ..Setup::default() }.node();
+    let h = n.get("/healthz", None);
+    assert_eq!((h.status(), h.json.clone()), (200, json!({"status": "ok"})));
+    let r = n.get("/readyz", None);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json["ready"], true);
+    let v = n.get("/version", None);
+    assert_eq!(v.status(), 200);
+    assert_eq!(v.json["name"], "svc-rewarder");
+    assert_eq!(v.json["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v.json["profile"], "micronode");
+    assert_eq!(v.json["pq_required"], false);
+    assert_eq!(v.json["features"], json!(["ed25519", "auth", "gzip"]));
+    assert_eq!(v.json["public_keys"]["ed25519"].as_str().unwrap().len(), 64);
+    assert!(v.json["public_keys"].get("ml_dsa_65").is_none());
+    assert!(n.metrics().contains("build_info{"));
+}
+
+#[test]
+fn version_names_the_pq_key_when_pq_is_required() {
+    let n = Setup { pq: true, ..Setup::default() }.node();
+    let v = n.get("/version", None);
+    assert_eq!(v.json["pq_required"], true);
+    assert_eq!(v.json["features"], json!(["ed25519", "ml_dsa_65", "gzip"]));
+    assert_eq!(v.json["public_keys"]["ml_dsa_65"].as_str().unwrap().len(), 2 * 1952);
+    let (inputs, policy) = basic();
+    let c = n.run(&inputs, &policy, None);
+    assert_eq!(c.status(), 200);
+    assert!(c.json["signatures"]["ml_dsa_65"].is_object());
+    verify_signatures(&c.json);
+}
+
+#[test]
+fn readyz_reports_missing_components_and_a_degraded_ledger() {
+    let n = node();
+    assert!(n.service.ready());
+    n.service.mark_missing("amnesia_dir", true);
+    let r = n.get("/readyz", None);
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.response.retry_after_s, Some(1));
+    assert_eq!(
+        r.json,
+        json!({"ready": false, "degraded": true, "missing": ["amnesia_dir"], "retry_after": 1})
+    );
+    assert!(!n.service.ready());
+    n.service.mark_missing("amnesia_dir", false);
+    n.service.metrics().set_ledger_degraded(true);
+    let r = n.get("/readyz", None);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json["ledger_degraded"], true);
+    assert!(n.metrics().contains("\nledger_degraded 1\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routing
+
+#[test]
+fn unknown_routes_and_wrong_methods() {
+    let n = node();
+    for url in ["/", "/nope", "/rewarder/epochs/", "/rewarder/epochs/e1/proof/", "/healthz/x"] {
+        let a = n.get(url, None);
+        assert_eq!((a.status(), a.code()), (404, "not_found"), "{url}");
+    }
+    for (method, url) in [
+        ("POST", "/healthz"),
+        ("GET", "/rewarder/inputs"),
+        ("POST", "/rewarder/policies"),
+        ("GET", "/rewarder/epochs/e1/compute"),
+        ("DELETE", "/rewarder/epochs/e1"),
+        ("GET", "/rewarder/admin/reload"),
+    ] {
+        let a = n.call(method, url, None, b"");
+        assert_eq!((a.status(), a.code()), (405, "method_not_allowed"), "{method} {url}");
+    }
+    let a = n.call("POST", "/rewarder/epochs/e1/compute?allocations=maybe", None, b"{}");
+    assert_eq!((a.status(), a.code()), (400, "bad_request"));
+}
+
+#[test]
+fn body_caps_are_enforced_in_the_handler_too() {
+    let n = Setup { req_body_max_bytes: 64, ..Setup::default() }.node();
+    assert_eq!(n.service.body_limit("PUT", "/rewarder/inputs"), 64 << 20);
+    assert_eq!(n.service.body_limit("PUT", "/rewarder/policies"), 64);
+    let a = n.put_policy(&[b' '; 65], None);
+    assert_eq!((a.status(), a.code()), (413, "body_too_large"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Golden vectors end to end
+
+fn golden_through(n: &Node, tenant: &str, authorization: Option<&str>) {
+    // Some cases share a document; the second PUT of the same bytes is 200.
+    let mut seen = std::collections::HashSet::new();
+    let mut first_put = |raw: &[u8]| if seen.insert(raw.to_vec()) { 201 } else { 200 };
+    for dir in cases() {
+        let name = dir.display().to_string();
+        let expected: Value = serde_json::from_slice(&read(&dir, "expected.json")).unwrap();
+        let (inputs, policy) = (read(&dir, "inputs.json"), read(&dir, "policy.json"));
+
+        let i = n.put_inputs(&inputs, authorization);
+        assert_eq!(i.status(), first_put(&inputs), "{name}: {}", i.json);
+        let want = &expected[tenant]["manifest"];
+        assert_eq!(i.json["inputs_cid"], want["inputs_cid"], "{name}");
+        assert_eq!(i.json["epoch"], want["epoch"], "{name}");
+        assert!(i.json["actors"].is_u64() && i.json["events"].is_u64(), "{name}");
+        assert_eq!(n.put_inputs(&inputs, authorization).status(), 200, "{name}: second PUT");
+        let p = n.put_policy(&policy, authorization);
+        assert_eq!(p.status(), first_put(&policy), "{name}: {}", p.json);
+        assert_eq!(p.json["policy_hash"], want["policy_hash"], "{name}");
+        assert_eq!(p.json["policy_id"], want["policy_id"], "{name}");
+        assert_eq!(n.put_policy(&policy, authorization).status(), 200, "{name}: second PUT");
+
+        let epoch = want["epoch"].as_str().unwrap();
+        let c = n.compute(epoch, &compute_body(&i.json, &p.json), authorization);
+        assert_eq!(c.status(), 200, "{name}: {}", c.json);
+        assert_eq!(&c.json["manifest"], want, "{name}");
+        assert_eq!(c.json["manifest_digest"], expected[tenant]["manifest_digest"], "{name}");
+        assert_eq!(c.json["allocations"], expected["allocations"], "{name}");
+        assert_eq!(c.json["ledger"], json!({"status": "dry_run", "accepted": 0, "dup": 0, "pending": 0}));
+        assert!(c.json["timing"]["compute_ms"].as_f64().unwrap() >= 0.0);
+        verify_signatures(&c.json);
+
+        let g = n.get(&format!("/rewarder/epochs/{epoch}"), authorization);
+        assert_eq!(g.status(), 200, "{name}");
+        assert_eq!(g.json["manifest"], c.json["manifest"], "{name}");
+        assert_eq!(g.json["allocations"], c.json["allocations"], "{name}");
+
+        if let Some(example) = expected.get("proof_example") {
+            // The tree does not depend on the tenant, so the example holds for both.
+            let actor = example["actor"].as_str().unwrap();
+            let url = format!("/rewarder/epochs/{epoch}/proof/{}", encode(actor));
+            let pr = n.get(&url, authorization);
+            assert_eq!(pr.status(), 200, "{name}: {}", pr.json);
+            assert_eq!(pr.json["manifest"], *want, "{name}");
+            assert_eq!(pr.json["manifest_digest"], expected[tenant]["manifest_digest"], "{name}");
+            assert_eq!(pr.json["actor"], example["actor"], "{name}");
+            assert_eq!(pr.json["amount_minor"], example["amount_minor"], "{name}");
+            assert_eq!(pr.json["index"], example["index"], "{name}");
+            assert_eq!(pr.json["proof"], example["proof"], "{name}");
+        }
+    }
+}
+
+/// Percent-encodes everything but unreserved characters.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn golden_vectors_for_tenant_default_without_auth() {
+    let n = node();
+    golden_through(&n, "default", None);
+}
+
+#[test]
+fn golden_vectors_for_tenant_b_with_a_minted_token() {
+    let n = Setup { auth: true, ..Setup::default() }.node();
+    golden_through(&n, "tenant-b", Some(&token("tenant-b", "compute read")));
+}
+
+#[test]
+fn invalid_documents_get_their_code_and_nothing_is_stored() {
+    let n = node();
+    let cases: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(vectors().join("invalid.json")).unwrap()).unwrap();
+    assert!(cases.len() >= 30);
+    for case in &cases {
+        let raw = case["raw"].as_str().unwrap().as_bytes();
+        let a = match case["doc"].as_str().unwrap() {
+            "inputs" => n.put_inputs(raw, None),
+            "policy" => n.put_policy(raw, None),
+            other => panic!("unknown doc kind {other}"),
+        };
+        assert_eq!(a.status(), 422, "{case}");
+        assert_eq!(a.code(), case["code"], "{case}");
+    }
+    for raw in [&b"not json"[..], b"", b"{\"schema\":"] {
+        let a = n.put_inputs(raw, None);
+        assert_eq!((a.status(), a.code()), (400, "malformed_json"));
+        let a = n.put_policy(raw, None);
+        assert_eq!((a.status(), a.code()), (400, "malformed_json"));
+    }
+    assert!(n.artifacts.kept.lock().unwrap().is_empty(), "a refused document was kept");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compute
+
+#[test]
+fn compute_refusals() {
+    let n = node();
+    let (inputs, policy) = basic();
+    let i = n.put_inputs(&inputs, None).json;
+    let p = n.put_policy(&policy, None).json;
+    let good = compute_body(&i, &p);
+    let with = |k: &str, v: Value| {
+        let mut b = good.clone();
+        b[k] = v;
+        b
+    };
+    let cases = [
+        ("2026-11-29", with("inputs_cid", json!("b3:00")), 404, "unknown_inputs"),
+        ("2026-11-29", with("policy_hash", json!("b3:00")), 404, "unknown_policy"),
+        ("2026-11-29", with("policy_id", json!("rev43")), 422, "policy_mismatch"),
+        ("2026-11-28", good.clone(), 422, "epoch_mismatch"),
+        ("2026-11-29", with("dry_run", json!("yes")), 422, "schema"),
+        ("2026-11-29", with("extra", json!(1)), 422, "schema"),
+        ("2026-11-29", with("inputs_cid", json!(7)), 422, "schema"),
+        ("2026-11-29", json!({"policy_id": "rev42"}), 422, "schema"),
+        ("2026-11-29", json!([1, 2]), 422, "schema"),
+    ];
+    for (epoch, body, status, code) in cases {
+        let a = n.compute(epoch, &body, None);
+        assert_eq!((a.status(), a.code()), (status, code), "{body}");
+    }
+    let a = n.compute("2026-11-28", &good, None);
+    assert_eq!(a.json["error"]["message"], "inputs epoch is 2026-11-29, path says 2026-11-28");
+    let a = n.call("POST", "/rewarder/epochs/2026-11-29/compute", None, b"{nope");
+    assert_eq!((a.status(), a.code()), (400, "malformed_json"));
+    // Nothing was computed by any of them.
+    assert_eq!(n.get("/rewarder/epochs/2026-11-29", None).code(), "unknown_epoch");
+}
+
+#[test]
+fn the_same_request_is_the_same_run() {
+    let n = node();
+    let (inputs, policy) = basic();
+    let first = n.run(&inputs, &policy, None);
+    n.clock.advance(Duration::from_secs(5));
+    let mut body = compute_body(&n.put_inputs(&inputs, None).json, &n.put_policy(&policy, None).json);
+    body["dry_run"] = json!(true);
+    let second = n.compute("2026-11-29", &body, None);
+    assert_eq!(second.status(), 200);
+    for field in ["manifest", "manifest_digest", "allocations", "signatures", "timing"] {
+        assert_eq!(first.json[field], second.json[field], "{field}");
+    }
+    let text = n.metrics();
+    assert_eq!(metric(&text, "reward_runs_total{status=\"ok\"}"), 1);
+    assert_eq!(metric(&text, "reward_runs_total{status=\"cached\"}"), 1);
+    assert_eq!(metric(&text, "reward_compute_latency_seconds_count"), 1);
+    assert_eq!(metric(&text, "reward_invariant_fail_total"), 0);
+}
+
+#[test]
+fn allocations_can_be_left_out() {
+    let n = node();
+    let (inputs, policy) = basic();
+    let i = n.put_inputs(&inputs, None).json;
+    let p = n.put_policy(&policy, None).json;
+    let c = n.call(
+        "POST",
+        "/rewarder/epochs/2026-11-29/compute?allocations=false",
+        None,
+        compute_body(&i, &p).to_string().as_bytes(),
+    );
+    assert_eq!(c.status(), 200);
+    assert!(c.json.get("allocations").is_none());
+    assert!(c.json["manifest"].is_object());
+    let g = n.get("/rewarder/epochs/2026-11-29?allocations=false", None);
+    assert!(g.json.get("allocations").is_none());
+    let g = n.get("/rewarder/epochs/2026-11-29?allocations=true", None);
+    assert_eq!(g.json["allocations"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn timing_comes_from_the_monotonic_clock() {
+    // The fake clock does not move during a compute, so the time is exactly zero.
+    let n = node();
+    let (inputs, policy) = basic();
+    assert_eq!(n.run(&inputs, &policy, None).json["timing"]["compute_ms"], 0.0);
+}
+
+#[test]
+fn proofs_of_actor_ids_with_reserved_characters() {
+    let n = node();
+    let actors = ["a/b", "c%2F", "d?e#f", "g+h", "plain"];
+    let inputs = json!({
+        "schema": "rewarder.inputs.v1", "epoch": "e:1", "pool_minor": "1000", "kinds": ["k"],
+        "actors": actors,
+        "events": [[1, 0, 0, 5], [2, 1, 0, 6], [3, 2, 0, 7], [4, 3, 0, 8], [5, 4, 0, 9]],
+    });
+    let policy = br#"{"schema":"rewarder.policy.v1","policy_id":"p","weights":{"k":1}}"#;
+    let c = n.run(inputs.to_string().as_bytes(), policy, None);
+    assert_eq!(c.status(), 200, "{}", c.json);
+    let root_hex =
+        c.json["manifest"]["allocations_root"].as_str().unwrap().strip_prefix("b3:").unwrap().to_owned();
+    let mut root = [0u8; 32];
+    hex::decode_to_slice(root_hex, &mut root).unwrap();
+    for actor in actors {
+        let p = n.get(&format!("/rewarder/epochs/e%3A1/proof/{}", encode(actor)), None);
+        assert_eq!(p.status(), 200, "{actor}: {}", p.json);
+        assert_eq!(p.json["actor"], actor);
+        let steps: Vec<merkle::ProofStep> = p.json["proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let mut hash = [0u8; 32];
+                hex::decode_to_slice(s["hash"].as_str().unwrap(), &mut hash).unwrap();
+                merkle::ProofStep { left: s["side"] == "L", hash }
+            })
+            .collect();
+        let amount: u64 = p.json["amount_minor"].as_str().unwrap().parse().unwrap();
+        assert!(merkle::verify(&root, actor, amount, &steps), "{actor}");
+    }
+    // An unencoded slash works too.
+    assert_eq!(n.get("/rewarder/epochs/e:1/proof/a/b", None).json["actor"], "a/b");
+    let a = n.get("/rewarder/epochs/e:1/proof/nobody", None);
+    assert_eq!((a.status(), a.code()), (404, "unknown_actor"));
+    let a = n.get("/rewarder/epochs/e:2/proof/plain", None);
+    assert_eq!((a.status(), a.code()), (404, "unknown_epoch"));
+}
+
+#[test]
+fn inflight_cap_refuses_computes_with_overloaded() {
+    let n = Setup { hot: HotKnobs { max_inflight: 0, ..HotKnobs::default() }, ..Setup::default() }.node();
+    let (inputs, policy) = basic();
+    let a = n.run(&inputs, &policy, None);
+    assert_eq!((a.status(), a.code()), (503, "overloaded"));
+    assert_eq!(a.response.retry_after_s, Some(1));
+    let text = n.metrics();
+    assert_eq!(metric(&text, "rejected_total{reason=\"inflight\"}"), 1);
+    assert_eq!(metric(&text, "inflight"), 0);
+}
+
+#[test]
+fn documents_are_bounded_by_bytes() {
+    let n = Setup { documents_max_bytes: 1, ..Setup::default() }.node();
+    let (inputs, policy) = basic();
+    // With a one-byte budget only the last document stored survives: the policy evicts the inputs.
+    let i = n.put_inputs(&inputs, None);
+    let p = n.put_policy(&policy, None);
+    assert_eq!((i.status(), p.status()), (201, 201));
+    let a = n.compute("2026-11-29", &compute_body(&i.json, &p.json), None);
+    assert_eq!((a.status(), a.code()), (404, "unknown_inputs"));
+    assert_eq!(n.put_inputs(&inputs, None).status(), 201, "evicted, so stored anew");
+}
+
+#[test]
+fn runs_are_bounded_by_count() {
+    let n = Setup { runs_max: 1, ..Setup::default() }.node();
+    let (inputs, policy) = basic();
+    assert_eq!(n.run(&inputs, &policy, None).status(), 200);
+    let other = String::from_utf8(inputs).unwrap().replace("2026-11-29", "2026-11-30");
+    assert_eq!(n.run(other.as_bytes(), &policy, None).status(), 200);
+    assert_eq!(n.get("/rewarder/epochs/2026-11-30", None).status(), 200);
+    assert_eq!(n.get("/rewarder/epochs/2026-11-29", None).code(), "unknown_epoch");
+}
+
+#[test]
+fn artifacts_are_kept_and_spills_counted() {
+    let n = node();
+    let (inputs, policy) = basic();
+    n.run(&inputs, &policy, None);
+    assert_eq!(n.artifacts.kept.lock().unwrap().len(), 3, "inputs, policy, run");
+    n.artifacts.refuse.store(true, Ordering::SeqCst);
+    let other = String::from_utf8(inputs).unwrap().replace("2026-11-29", "2026-11-30");
+    assert_eq!(n.run(other.as_bytes(), &policy, None).status(), 200);
+    assert_eq!(metric(&n.metrics(), "amnesia_spill_total"), 2, "new inputs and new run");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tenants and tokens
+
+#[test]
+fn tenants_never_see_each_other() {
+    let n = Setup { auth: true, ..Setup::default() }.node();
+    let (a, b) = (token("tenant-a", "compute read"), token("tenant-b", "compute read"));
+    let (inputs, policy) = basic();
+    let ca = n.run(&inputs, &policy, Some(&a));
+    assert_eq!(ca.status(), 200);
+    assert_eq!(ca.json["manifest"]["tenant"], "tenant-a");
+    let body = json!({
+        "inputs_cid": ca.json["manifest"]["inputs_cid"],
+        "policy_id": "rev42",
+        "policy_hash": ca.json["manifest"]["policy_hash"],
+    });
+    assert_eq!(n.compute("2026-11-29", &body, Some(&b)).code(), "unknown_inputs");
+    assert_eq!(n.get("/rewarder/epochs/2026-11-29", Some(&b)).code(), "unknown_epoch");
+    assert_eq!(n.get("/rewarder/epochs/2026-11-29/proof/acct:bob", Some(&b)).code(), "unknown_epoch");
+    assert_eq!(n.put_policy(&policy, Some(&b)).status(), 201, "b's own copy is new to b");
+    assert_eq!(n.compute("2026-11-29", &body, Some(&b)).code(), "unknown_inputs");
+    assert_eq!(n.put_inputs(&inputs, Some(&b)).status(), 201);
+    let cb = n.compute("2026-11-29", &body, Some(&b));
+    assert_eq!(cb.status(), 200);
+    assert_eq!(cb.json["manifest"]["tenant"], "tenant-b");
+    assert_ne!(cb.json["manifest"]["run_id"], ca.json["manifest"]["run_id"]);
+    assert_eq!(n.get("/rewarder/epochs/2026-11-29", Some(&a)).json["manifest"], ca.json["manifest"]);
+}
+
+#[test]
+fn bad_tokens_are_401_and_missing_scopes_403() {
+    let n = Setup { auth: true, ..Setup::default() }.node();
+    let (inputs, _) = basic();
+    let expired = format!("Bearer {}", auth::mint(KID, KEY, "t", "compute", NOW, None));
+    let early = format!("Bearer {}", auth::mint(KID, KEY, "t", "compute", NOW + 60, Some(NOW + 30)));
+    let forged = format!("Bearer {}", auth::mint(KID, b"wrong key", "t", "compute", NOW + 60, None));
+    let unknown_kid = format!("Bearer {}", auth::mint("k9", KEY, "t", "compute", NOW + 60, None));
+    let bad_tenant = format!("Bearer {}", auth::mint(KID, KEY, "t/1", "compute", NOW + 60, None));
+    for authorization in
+        [None, Some("Bearer"), Some("Bearer x.y.z"), Some(&*expired), Some(&*early), Some(&*forged)]
+            .into_iter()
+            .chain([Some(&*unknown_kid), Some(&*bad_tenant)])
+    {
+        let a = n.put_inputs(&inputs, authorization);
+        assert_eq!((a.status(), a.code()), (401, "unauthenticated"), "{authorization:?}");
+    }
+    // A rotated-in second key works.
+    let old = format!("Bearer {}", auth::mint("old", b"old-key", "t", "compute", NOW + 60, None));
+    assert_eq!(n.put_inputs(&inputs, Some(&old)).status(), 201);
+    // Time passes: the token that was early is now good, and a good one expires.
+    n.clock.advance(Duration::from_secs(30));
+    assert_eq!(n.put_inputs(&inputs, Some(&early)).status(), 200);
+    n.clock.advance(Duration::from_secs(30));
+    assert_eq!(n.put_inputs(&inputs, Some(&early)).code(), "unauthenticated");
+
+    let read = token("t", "read");
+    let compute = token("t", "compute");
+    for (method, url, authorization) in [
+        ("PUT", "/rewarder/inputs", &read),
+        ("PUT", "/rewarder/policies", &read),
+        ("POST", "/rewarder/epochs/e/compute", &read),
+        ("GET", "/rewarder/epochs/e", &compute),
+        ("GET", "/rewarder/epochs/e/proof/a", &compute),
+        ("POST", "/rewarder/admin/reload", &compute),
+    ] {
+        let a = n.call(method, url, Some(authorization), b"{}");
+        assert_eq!((a.status(), a.code()), (403, "forbidden"), "{method} {url}");
+    }
+}
+
+#[test]
+fn rate_limit_clamps_one_tenant_while_another_passes() {
+    let n =
+        Setup { auth: true, hot: HotKnobs { tenant_rps_max: 2, ..HotKnobs::default() }, ..Setup::default() }
+            .node();
+    let (a, b) = (token("tenant-a", "read"), token("tenant-b", "read"));
+    let url = "/rewarder/epochs/e1";
+    assert_eq!(n.get(url, Some(&a)).status(), 404);
+    assert_eq!(n.get(url, Some(&a)).status(), 404);
+    let limited = n.get(url, Some(&a));
+    assert_eq!((limited.status(), limited.code()), (429, "rate_limited"));
+    assert_eq!(limited.response.retry_after_s, Some(1));
+    assert_eq!(limited.json["error"]["details"]["retry_after"], 1);
+    assert_eq!(n.get(url, Some(&b)).status(), 404, "tenant-b is not clamped");
+    assert_eq!(n.get("/healthz", None).status(), 200, "probes are not clamped");
+    n.clock.advance(Duration::from_millis(500));
+    assert_eq!(n.get(url, Some(&a)).status(), 404, "one token back after half a second at 2/s");
+    assert_eq!(n.get(url, Some(&a)).status(), 429);
+    assert_eq!(metric(&n.metrics(), "rejected_total{reason=\"rate_limited\"}"), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reload
+
+#[test]
+fn reload_swaps_knobs_or_keeps_the_old_ones() {
+    let n = node();
+    let start = n.service.hot();
+    let new = HotKnobs { tenant_rps_max: 7, max_inflight: 3, work_queue_max: 11 };
+    *n.reload.next.lock().unwrap() = Ok(new);
+    let a = n.call("POST", "/rewarder/admin/reload", None, b"");
+    assert_eq!(a.status(), 200);
+    assert_eq!(a.json, json!({"tenant_rps_max": 7, "max_inflight": 3, "work_queue_max": 11}));
+    assert_eq!(n.service.hot(), new);
+
+    *n.reload.next.lock().unwrap() = Err("TENANT_RPS_MAX=abc is not a number".into());
+    let a = n.call("POST", "/rewarder/admin/reload", None, b"");
+    assert_eq!((a.status(), a.code()), (400, "bad_request"));
+    assert!(a.json["error"]["message"].as_str().unwrap().contains("TENANT_RPS_MAX=abc"));
+    assert_eq!(a.json["error"]["details"]["kept"]["tenant_rps_max"], 7);
+    assert_eq!(n.service.hot(), new);
+    assert!(n.service.reload_now().is_err());
+
+    *n.reload.next.lock().unwrap() = Ok(start);
+    assert_eq!(n.service.reload_now(), Ok(start));
+    assert_eq!(n.service.hot(), start);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metrics
+
+const METRIC_NAMES: [&str; 14] = [
+    "reward_compute_latency_seconds",
+    "reward_runs_total",
+    "reward_invariant_fail_total",
+    "ledger_intents_total",
+    "ledger_egress_latency_seconds",
+    "ledger_egress_errors_total",
+    "ledger_degraded",
+    "quarantine_queue_depth",
+    "queue_depth",
+    "inflight",
+    "rejected_total",
+    "http_requests_total",
+    "amnesia_spill_total",
+    "build_info",
+];
+
+#[test]
+fn metrics_names_each_appear_exactly_once_with_bounded_labels() {
+    let n = node();
+    let (inputs, policy) = basic();
+    n.run(&inputs, &policy, None);
+    n.get("/rewarder/epochs/2026-11-29/proof/acct:bob", None);
+    n.get("/no/such/acct:secret", None);
+    n.service.record_http("/rewarder/epochs/2026-11-29/compute?allocations=false", 413);
+    n.service.record_http("/rewarder/inputs", 415);
+    n.service.metrics().set_queue_depth(3);
+    n.service.metrics().reject(rewarder_core::service::Rejection::QueueFull);
+    n.service.metrics().ledger_intents(rewarder_core::service::IntentResult::Accepted, 2);
+    let text = n.metrics();
+    for name in METRIC_NAMES {
+        let types = text.lines().filter(|l| l.starts_with(&format!("# TYPE {name} "))).count();
+        assert_eq!(types, 1, "# TYPE {name}");
+    }
+    assert!(!text.contains("acct:"), "a raw path leaked into a label");
+    assert_eq!(metric(&text, "http_requests_total{route=\"/rewarder/inputs\",code=\"201\"}"), 1);
+    assert_eq!(metric(&text, "http_requests_total{route=\"/rewarder/inputs\",code=\"415\"}"), 1);
+    assert_eq!(
+        metric(&text, "http_requests_total{route=\"/rewarder/epochs/{epoch}/compute\",code=\"200\"}"),
+        1
+    );
+    assert_eq!(
+        metric(&text, "http_requests_total{route=\"/rewarder/epochs/{epoch}/compute\",code=\"413\"}"),
+        1
+    );
+    assert_eq!(
+        metric(&text, "http_requests_total{route=\"/rewarder/epochs/{epoch}/proof/{actor}\",code=\"200\"}"),
+        1
+    );
+    assert_eq!(metric(&text, "http_requests_total{route=\"unmatched\",code=\"404\"}"), 1);
+    assert_eq!(metric(&text, "queue_depth"), 3);
+    assert_eq!(metric(&text, "rejected_total{reason=\"queue_full\"}"), 1);
+    assert_eq!(metric(&text, "ledger_intents_total{result=\"accepted\"}"), 2);
+    assert_eq!(metric(&text, "reward_runs_total{status=\"ok\"}"), 1);
+    assert_eq!(
+        metric(
+            &text,
+            &format!("build_info{{version=\"{}\",profile=\"micronode\"}}", env!("CARGO_PKG_VERSION"))
+        ),
+        1
+    );
+    assert_eq!(
+        Service::route_label("/rewarder/epochs/x/proof/y/z"),
+        "/rewarder/epochs/{epoch}/proof/{actor}"
+    );
+}
+
+#[test]
+fn service_is_shareable_across_threads() {
+    fn assert_sync<T: Send + Sync>() {}
+    assert_sync::<Service>();
+    let n = Arc::new(node());
+    let (inputs, policy) = basic();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (n, inputs, policy) = (Arc::clone(&n), inputs.clone(), policy.clone());
+            std::thread::spawn(move || n.run(&inputs, &policy, None).json["manifest_digest"].clone())
+        })
+        .collect();
+    let digests: Vec<Value> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(digests.windows(2).all(|w| w[0] == w[1]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Robustness
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Whatever arrives, the answer is a known status with a JSON (or metrics) body, and the
+    /// handler does not panic.
+    #[test]
+    fn any_request_gets_a_well_formed_answer(
+        method in proptest::sample::select(vec!["GET", "PUT", "POST", "DELETE", "get", ""]),
+        url in proptest::prop_oneof![
+            "\\PC{0,40}",
+            "/rewarder/epochs/[a-z0-9%/:?#=&.-]{0,30}",
+            "/rewarder/epochs/e1/(compute|proof/[%0-9A-Fa-z/?#]{0,12})(\\?allocations=[a-z01]{0,6})?",
+        ],
+        body in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+        authorization in proptest::option::of("\\PC{0,80}"),
+    ) {
+        let n = Setup { auth: true, ..Setup::default() }.node();
+        let request = Request { method, url: &url, authorization: authorization.as_deref(), body: &body, corr_id: "c" };
+        let response = n.service.handle(&request);
+        proptest::prop_assert!([200, 201, 400, 401, 403, 404, 405, 413, 422, 429, 503].contains(&response.status));
+        if response.content_type == JSON {
+            proptest::prop_assert!(serde_json::from_slice::<Value>(&response.body).is_ok());
+        }
+    }
+
+    /// Compute bodies of any shape, on a node holding the basic documents, never panic.
+    #[test]
+    fn any_compute_body_gets_a_well_formed_answer(body in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+        let n = node();
+        let (inputs, policy) = basic();
+        n.put_inputs(&inputs, None);
+        n.put_policy(&policy, None);
+        let a = n.call("POST", "/rewarder/epochs/2026-11-29/compute", None, &body);
+        proptest::prop_assert!([200, 400, 404, 422].contains(&a.status()));
+    }
+}

@@ -1,0 +1,174 @@
+//! The functions of the FFI surface (FFI.md "Functions"): each parses its arguments into the
+//! core's types, calls the core, and converts the answer back. None blocks on anything but
+//! the CPU, none keeps state between calls, and every one may run on any thread.
+
+use std::sync::Arc;
+
+use rewarder_core::result::{AllocationJson, ResultJson};
+use rewarder_core::service::auth;
+use rewarder_core::{Code, Error, Inputs, Limits, Policy, Run, commit, manifest, merkle, sign};
+
+use crate::error::RewarderError;
+use crate::records::{self, ComputeOutput, Manifest, ProofStep, Verification};
+
+/// Computes the run of a sealed inputs document under a sealed policy for `tenant`, exactly
+/// as a node would (CALCULUS.md): the same bytes give the same run id, allocations and
+/// digest on every device. The result is not signed (signing keys stay on servers).
+///
+/// `inputs` and `policy` are the raw JSON documents; `tenant` is 1–64 characters of
+/// `[A-Za-z0-9._-]` (`default` for a node without authentication). Runs on the calling
+/// thread, in time linear in the events (milliseconds for thousands of actors).
+///
+/// Errors: `Invalid` with the code of the refused document (`schema`, `invalid_amount`,
+/// `duplicate_event`, … or `bad_request` for the tenant); `Internal` if an invariant failed.
+#[uniffi::export]
+pub fn compute(inputs: Vec<u8>, policy: Vec<u8>, tenant: String) -> Result<ComputeOutput, RewarderError> {
+    if !auth::valid_tenant(&tenant) {
+        let message = "tenant must be 1-64 characters of [A-Za-z0-9._-]";
+        return Err(Error::field(Code::BadRequest, "tenant", message).into());
+    }
+    let inputs = Arc::new(Inputs::parse(&inputs, &Limits::UNBOUNDED)?);
+    let policy = Policy::parse(&policy)?;
+    let run = Run::compute(&inputs, &policy, &tenant)?;
+    Ok(ComputeOutput::from(&run))
+}
+
+/// The content id of a sealed document, `"b3:" + hex(BLAKE3(bytes))`: what a node answers
+/// as `inputs_cid` / `policy_hash` for the same bytes.
+#[uniffi::export]
+pub fn content_id(bytes: Vec<u8>) -> String {
+    commit::content_id(&bytes)
+}
+
+/// The digest of a manifest (CALCULUS.md §4), `"b3:…"`: what the signatures sign.
+#[uniffi::export]
+pub fn manifest_digest(manifest: Manifest) -> String {
+    manifest::Manifest::from(manifest).digest()
+}
+
+/// Whether `proof` shows that the tree of `allocations_root` (`"b3:…"`) pays `amount_minor`
+/// (decimal) to `actor`: the proof from `GET …/proof/{actor}`, folded from the leaf.
+///
+/// Answers false for a wrong proof and for arguments that cannot name one (a root or hash
+/// that is not hex of 32 bytes, a side other than `L`/`R`, an amount that is not a canonical
+/// decimal of at most 2^64−1); it never throws.
+#[uniffi::export]
+pub fn verify_allocation(
+    allocations_root: String,
+    actor: String,
+    amount_minor: String,
+    proof: Vec<ProofStep>,
+) -> bool {
+    let Some(root) = records::hash_from_b3(&allocations_root) else { return false };
+    let Some(amount) = decimal(&amount_minor) else { return false };
+    let Some(steps) = proof.iter().map(ProofStep::to_core).collect::<Option<Vec<_>>>() else {
+        return false;
+    };
+    merkle::verify(&root, &actor, amount, &steps)
+}
+
+/// Whether `signature` (hex) by `public_key` (hex) signs the 32 digest bytes of
+/// `manifest_digest` (`"b3:…"`) with `algorithm` (`"ed25519"` or `"ml_dsa_65"`).
+///
+/// Answers false for a wrong signature and for arguments that cannot name one (bad hex, a
+/// wrong length, an unknown algorithm); it never throws.
+#[uniffi::export]
+pub fn verify_signature(
+    manifest_digest: String,
+    algorithm: String,
+    public_key: String,
+    signature: String,
+) -> bool {
+    let Some(digest) = records::hash_from_b3(&manifest_digest) else { return false };
+    sign::verify(&algorithm, &public_key, &digest, &signature).unwrap_or(false)
+}
+
+/// Checks a compute result body (API.md §1.2, as `POST …/compute` or `GET /rewarder/epochs/{epoch}`
+/// answer it): recomputes the manifest digest, verifies every signature present over it, and,
+/// when the body lists allocations, recomputes their sum and Merkle root.
+///
+/// Tampering shows as false flags, never as an error. Note that a valid signature only says
+/// the holder of `public_key` signed: compare the key with the one you trust.
+///
+/// Errors: `Invalid` with `malformed_json` (not JSON), `schema` (not a compute result),
+/// `bad_request` (a key or signature that is not hex of the right length) or
+/// `invalid_amount` (an allocation amount that is not a decimal).
+#[uniffi::export]
+pub fn verify_result(result_json: String) -> Result<Verification, RewarderError> {
+    let body: ResultJson = serde_json::from_str(&result_json).map_err(|e| {
+        let (code, what) = match e.classify() {
+            serde_json::error::Category::Data => (Code::Schema, "not a compute result"),
+            _ => (Code::MalformedJson, "not JSON"),
+        };
+        Error::new(code, format!("the body is {what} (line {}, column {})", e.line(), e.column()))
+    })?;
+    let digest = body.manifest.digest_bytes();
+    let digest_hex = commit::b3_hex(&digest);
+    let ed = &body.signatures.ed25519;
+    let mut signatures_ok = sign::verify(sign::ED25519, &ed.public_key, &digest, &ed.signature)?;
+    if let Some(pq) = &body.signatures.ml_dsa_65 {
+        signatures_ok &= sign::verify(sign::ML_DSA_65, &pq.public_key, &digest, &pq.signature)?;
+    }
+    let allocations_ok = match &body.allocations {
+        None => true,
+        Some(list) => allocations_match(&body.manifest, list)?,
+    };
+    Ok(Verification {
+        digest_ok: digest_hex == body.manifest_digest,
+        signatures_ok,
+        pq_signed: body.signatures.ml_dsa_65.is_some(),
+        allocations_ok,
+        manifest: Manifest::from(&body.manifest),
+        manifest_digest: digest_hex,
+    })
+}
+
+/// Whether `list` sums to the manifest's payout total and hashes to its allocations root.
+fn allocations_match(manifest: &manifest::Manifest, list: &[AllocationJson]) -> Result<bool, Error> {
+    let mut pairs = Vec::with_capacity(list.len());
+    let mut total: u128 = 0;
+    for (i, a) in list.iter().enumerate() {
+        let amount = decimal(&a.amount_minor).ok_or_else(|| {
+            Error::at(Code::InvalidAmount, "allocations", i, "amount_minor is not a decimal")
+        })?;
+        total += u128::from(amount);
+        pairs.push((a.actor.as_str(), amount));
+    }
+    let root = merkle::root(&merkle::leaves(pairs));
+    Ok(total.to_string() == manifest.payout_total_minor && commit::b3_hex(&root) == manifest.allocations_root)
+}
+
+/// A canonical decimal amount (CALCULUS.md §1: digits, no sign, no leading zero) as u64.
+fn decimal(text: &str) -> Option<u64> {
+    let canonical = !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'));
+    if canonical { text.parse().ok() } else { None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_are_canonical() {
+        assert_eq!(decimal("0"), Some(0));
+        assert_eq!(decimal("18446744073709551615"), Some(u64::MAX));
+        for bad in ["", "+1", "-1", "01", "1.0", " 1", "18446744073709551616"] {
+            assert_eq!(decimal(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_tenant_is_invalid_before_any_parsing() {
+        let e = compute(Vec::new(), Vec::new(), "has space".into()).unwrap_err();
+        assert!(matches!(e, RewarderError::Invalid { ref code, .. } if code == "bad_request"), "{e}");
+    }
+
+    #[test]
+    fn malformed_verify_arguments_answer_false() {
+        assert!(!verify_signature("b3:00".into(), "ed25519".into(), "00".into(), "00".into()));
+        assert!(!verify_signature(commit::b3_hex(&[0; 32]), "rsa".into(), "00".into(), "00".into()));
+        assert!(!verify_allocation("nope".into(), "a".into(), "1".into(), Vec::new()));
+    }
+}

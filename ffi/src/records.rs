@@ -1,0 +1,254 @@
+//! The records of the FFI surface (FFI.md "Records") and their conversions from and to the
+//! core's types. Amounts stay decimal strings, hashes stay the strings of the wire.
+
+use rewarder_core::{Run, manifest, merkle, run};
+
+/// The run manifest of CALCULUS.md §4: what the digest covers and the signatures sign.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Manifest {
+    /// Always `"rewarder.manifest.v1"`.
+    pub schema: String,
+    /// The tenant the run was computed for (`default` without authentication).
+    pub tenant: String,
+    /// The epoch label.
+    pub epoch: String,
+    /// The run id (`"b3:…"`).
+    pub run_id: String,
+    /// Content id of the inputs document (`"b3:…"`).
+    pub inputs_cid: String,
+    /// The policy's id.
+    pub policy_id: String,
+    /// Content hash of the policy document (`"b3:…"`).
+    pub policy_hash: String,
+    /// The pool, decimal minor units.
+    pub pool_minor: String,
+    /// What the policy lets out of the pool, decimal.
+    pub distributable_minor: String,
+    /// The sum of every payout, decimal.
+    pub payout_total_minor: String,
+    /// Pool minus payouts, decimal.
+    pub residual_minor: String,
+    /// Number of payees.
+    pub payees: u64,
+    /// Root of the allocations Merkle tree (`"b3:…"`).
+    pub allocations_root: String,
+}
+
+/// One payee of a run.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Allocation {
+    /// The actor id.
+    pub actor: String,
+    /// The payout, decimal minor units.
+    pub amount_minor: String,
+    /// The actor's score, decimal.
+    pub score: String,
+}
+
+/// What `compute` returns: the manifest, its digest and the payees ascending by actor id.
+/// Unsigned: signing keys stay on servers.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ComputeOutput {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// `"b3:…"` digest of the manifest.
+    pub manifest_digest: String,
+    /// The payees, ascending by actor id.
+    pub allocations: Vec<Allocation>,
+}
+
+/// One step of a Merkle proof, bottom-up: the sibling's hash and the side it sits on.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ProofStep {
+    /// `"L"` or `"R"`.
+    pub side: String,
+    /// Lowercase hex of the sibling's 32-byte hash (no `b3:` prefix, as in API.md proofs).
+    pub hash: String,
+}
+
+/// What `verify_result` found in a compute result body (API.md §1.2).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Verification {
+    /// The body's `manifest_digest` equals the digest recomputed from its manifest.
+    pub digest_ok: bool,
+    /// Every signature present verifies over the recomputed digest.
+    pub signatures_ok: bool,
+    /// The body carries an ML-DSA-65 signature too (whether it verifies is `signatures_ok`).
+    pub pq_signed: bool,
+    /// The allocations sum to `payout_total_minor` and their recomputed Merkle root equals
+    /// `allocations_root`; true when the body lists none (`?allocations=false`).
+    pub allocations_ok: bool,
+    /// The manifest of the body.
+    pub manifest: Manifest,
+    /// The digest recomputed from the manifest (not the body's claim).
+    pub manifest_digest: String,
+}
+
+/// How to start an [`EmbeddedNode`](crate::EmbeddedNode); everything else takes the
+/// micronode's defaults.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct EmbeddedConfig {
+    /// The loopback port to bind; 0 picks any free port.
+    pub port: u16,
+    /// Sign every result with ML-DSA-65 as well as Ed25519.
+    pub require_pq: bool,
+    /// `AUTH_KEYS` (`kid:hexkey,…`, keys of at least 32 bytes); none = authentication off.
+    pub auth_keys: Option<String>,
+}
+
+impl From<&manifest::Manifest> for Manifest {
+    fn from(m: &manifest::Manifest) -> Self {
+        // Destructured so that a field added to the core's manifest fails to compile here.
+        let manifest::Manifest {
+            schema,
+            tenant,
+            epoch,
+            run_id,
+            inputs_cid,
+            policy_id,
+            policy_hash,
+            pool_minor,
+            distributable_minor,
+            payout_total_minor,
+            residual_minor,
+            payees,
+            allocations_root,
+        } = m.clone();
+        Manifest {
+            schema,
+            tenant,
+            epoch,
+            run_id,
+            inputs_cid,
+            policy_id,
+            policy_hash,
+            pool_minor,
+            distributable_minor,
+            payout_total_minor,
+            residual_minor,
+            payees,
+            allocations_root,
+        }
+    }
+}
+
+impl From<Manifest> for manifest::Manifest {
+    fn from(m: Manifest) -> Self {
+        let Manifest {
+            schema,
+            tenant,
+            epoch,
+            run_id,
+            inputs_cid,
+            policy_id,
+            policy_hash,
+            pool_minor,
+            distributable_minor,
+            payout_total_minor,
+            residual_minor,
+            payees,
+            allocations_root,
+        } = m;
+        manifest::Manifest {
+            schema,
+            tenant,
+            epoch,
+            run_id,
+            inputs_cid,
+            policy_id,
+            policy_hash,
+            pool_minor,
+            distributable_minor,
+            payout_total_minor,
+            residual_minor,
+            payees,
+            allocations_root,
+        }
+    }
+}
+
+impl From<run::Allocation<'_>> for Allocation {
+    fn from(a: run::Allocation<'_>) -> Self {
+        Allocation {
+            actor: a.actor.to_owned(),
+            amount_minor: a.amount.to_string(),
+            score: a.score.to_string(),
+        }
+    }
+}
+
+impl From<&Run> for ComputeOutput {
+    fn from(run: &Run) -> Self {
+        ComputeOutput {
+            manifest: run.manifest().into(),
+            manifest_digest: run.manifest_digest(),
+            allocations: run.allocations().map(Allocation::from).collect(),
+        }
+    }
+}
+
+impl From<&merkle::ProofStep> for ProofStep {
+    fn from(s: &merkle::ProofStep) -> Self {
+        ProofStep { side: s.side().to_owned(), hash: hex::encode(s.hash) }
+    }
+}
+
+impl ProofStep {
+    /// The core's step; `None` when the side is not `L`/`R` or the hash not 64 hex digits.
+    pub(crate) fn to_core(&self) -> Option<merkle::ProofStep> {
+        let left = match self.side.as_str() {
+            "L" => true,
+            "R" => false,
+            _ => return None,
+        };
+        Some(merkle::ProofStep { left, hash: hash_from_hex(&self.hash)? })
+    }
+}
+
+#[cfg(feature = "embedded")]
+impl From<EmbeddedConfig> for rewarder_micronode::embedded::EmbeddedOptions {
+    fn from(c: EmbeddedConfig) -> Self {
+        rewarder_micronode::embedded::EmbeddedOptions {
+            port: c.port,
+            require_pq: c.require_pq,
+            auth_keys: c.auth_keys,
+        }
+    }
+}
+
+/// 32 bytes from 64 hex digits.
+pub(crate) fn hash_from_hex(text: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text, &mut out).ok()?;
+    Some(out)
+}
+
+/// 32 bytes from `"b3:"` + 64 hex digits (a digest, a root).
+pub(crate) fn hash_from_b3(text: &str) -> Option<[u8; 32]> {
+    hash_from_hex(text.strip_prefix("b3:")?)
+}
+
+#[cfg(test)]
+mod tests {
+    use rewarder_core::commit;
+
+    use super::*;
+
+    #[test]
+    fn proof_steps_round_trip_and_refuse_bad_sides_or_hex() {
+        let core = merkle::ProofStep { left: true, hash: [0xab; 32] };
+        let step = ProofStep::from(&core);
+        assert_eq!((step.side.as_str(), step.hash.len()), ("L", 64));
+        assert_eq!(step.to_core(), Some(core));
+        assert_eq!(ProofStep { side: "X".into(), ..step.clone() }.to_core(), None);
+        assert_eq!(ProofStep { hash: "zz".into(), ..step }.to_core(), None);
+    }
+
+    #[test]
+    fn b3_strings_need_their_prefix_and_64_hex_digits() {
+        let b3 = commit::b3_hex(&[7; 32]);
+        assert_eq!(hash_from_b3(&b3), Some([7; 32]));
+        assert_eq!(hash_from_b3(&b3[3..]), None);
+        assert_eq!(hash_from_b3("b3:07"), None);
+    }
+}

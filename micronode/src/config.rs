@@ -1,0 +1,401 @@
+//! The node's configuration from the environment (API.md §5): every knob is read raw, then
+//! validated into a typed [`NodeConfig`] once, at start. A bad value is a [`ConfigError`] that
+//! names the variable; the binary prints it and exits 2.
+//!
+//! Knobs beyond API.md §5, specific to this transport: `CONNECTIONS_MAX` (client connections
+//! held at once, default 128), `DOCUMENTS_MAX_BYTES` (parsed documents kept in memory,
+//! default 268435456), `LEDGER_QUARANTINE_MAX` (intents the ledger quarantine queue holds
+//! before new non-dry runs are refused `503 overloaded`, default 100000) and `LEDGER_CA_FILE`
+//! (PEM certificates to trust for an `https://` `LEDGER_URL` instead of the Mozilla roots).
+//!
+//! This module reads variables; it does not open files (keys and TLS certificates are loaded
+//! by their own modules from the paths it validated).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use rewarder_core::service::HotKnobs;
+
+/// A knob with a bad value: which variable, what it held, and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The environment variable.
+    pub var: &'static str,
+    /// What was wrong with it.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(var: &'static str, reason: impl Into<String>) -> Self {
+        ConfigError { var, reason: reason.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.var, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// `LOG_FORMAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    Text,
+    /// One JSON object per line, for machines.
+    Json,
+}
+
+/// The ledger knobs (`LEDGER_*`), validated now and used by the ledger client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerConfig {
+    /// `LEDGER_URL`; `None` = compute-only node.
+    pub url: Option<String>,
+    /// `LEDGER_MAX_RETRIES`.
+    pub max_retries: u32,
+    /// `LEDGER_DEADLINE_MS`: per attempt.
+    pub deadline_ms: u64,
+    /// `LEDGER_BATCH_MAX`: intents per request.
+    pub batch_max: usize,
+    /// `LEDGER_P95_BUDGET_MS`: brownout threshold.
+    pub p95_budget_ms: u64,
+    /// `LEDGER_WINDOW_S`: brownout window.
+    pub window_s: u64,
+    /// `LEDGER_QUARANTINE_MAX` (transport extension): intents queued at most.
+    pub quarantine_max: usize,
+    /// `LEDGER_CA_FILE` (transport extension): PEM roots for an `https://` ledger.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// `TLS_CERT_FILE` and `TLS_KEY_FILE`, both set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// Every knob of the node, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// `BIND_ADDR`.
+    pub bind_addr: SocketAddr,
+    /// `MAX_INFLIGHT`, `TENANT_RPS_MAX`, `WORK_QUEUE_MAX`.
+    pub hot: HotKnobs,
+    /// `REQ_BODY_MAX_BYTES`.
+    pub req_body_max_bytes: usize,
+    /// `INPUTS_MAX_BYTES`.
+    pub inputs_max_bytes: usize,
+    /// `DECOMP_RATIO_MAX`.
+    pub decomp_ratio_max: u32,
+    /// `REQUIRE_PQ_ON`.
+    pub require_pq_on: bool,
+    /// `SIGNING_KEY_FILE`; `None` = fresh keys per process.
+    pub signing_key_file: Option<PathBuf>,
+    /// `AUTH_KEYS` as `(kid, key)`; `None` = authentication off.
+    pub auth_keys: Option<Vec<(String, Vec<u8>)>>,
+    /// `TLS_CERT_FILE` + `TLS_KEY_FILE`.
+    pub tls: Option<TlsFiles>,
+    /// `AMNESIA_DIR`; `None` = a fresh directory under `/dev/shm`.
+    pub amnesia_dir: Option<PathBuf>,
+    /// `RUNS_MAX`.
+    pub runs_max: usize,
+    /// `DOCUMENTS_MAX_BYTES` (transport extension).
+    pub documents_max_bytes: usize,
+    /// `CONNECTIONS_MAX` (transport extension).
+    pub connections_max: usize,
+    /// `LOG_FORMAT`.
+    pub log_format: LogFormat,
+    /// `LOG`: a `tracing` filter directive (`info`, `debug`, `rewarder_micronode=trace`, …).
+    pub log: String,
+    /// `ALLOW_INSECURE_BIND`.
+    pub allow_insecure_bind: bool,
+    /// `LEDGER_*`.
+    pub ledger: LedgerConfig,
+}
+
+/// The default `BIND_ADDR`.
+pub const BIND_ADDR_DEFAULT: &str = "127.0.0.1:8080";
+/// The default `CONNECTIONS_MAX`.
+pub const CONNECTIONS_MAX_DEFAULT: usize = 128;
+/// Shortest HS256 key accepted in `AUTH_KEYS` (RFC 7518 §3.2: at least the hash size).
+pub const AUTH_KEY_BYTES_MIN: usize = 32;
+
+impl NodeConfig {
+    /// The configuration from the process environment.
+    pub fn from_env() -> Result<NodeConfig, ConfigError> {
+        NodeConfig::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The configuration from any variable lookup (tests pass a map). An empty value counts
+    /// as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<NodeConfig, ConfigError> {
+        let env = Env(&lookup);
+        let bind_addr =
+            parse_bind_addr(&env.get("BIND_ADDR").unwrap_or_else(|| BIND_ADDR_DEFAULT.to_owned()))?;
+        let auth_keys = env.get("AUTH_KEYS").map(|v| parse_auth_keys(&v)).transpose()?;
+        let allow_insecure_bind = env.bool("ALLOW_INSECURE_BIND", false)?;
+        if !bind_addr.ip().is_loopback() && auth_keys.is_none() && !allow_insecure_bind {
+            return Err(ConfigError::new(
+                "BIND_ADDR",
+                format!(
+                    "{bind_addr} is not a loopback address and AUTH_KEYS is unset: set AUTH_KEYS, \
+                     bind 127.0.0.1, or set ALLOW_INSECURE_BIND=true"
+                ),
+            ));
+        }
+        let tls = match (env.get("TLS_CERT_FILE"), env.get("TLS_KEY_FILE")) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.into(), key: key.into() }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "TLS_KEY_FILE",
+                    "unset while TLS_CERT_FILE is set (set both or neither)",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "TLS_CERT_FILE",
+                    "unset while TLS_KEY_FILE is set (set both or neither)",
+                ));
+            }
+        };
+        let log_format = match env.get("LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::new("LOG_FORMAT", format!("{other:?}: expected text or json")));
+            }
+        };
+        let log = env.get("LOG").unwrap_or_else(|| "info".to_owned());
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log) {
+            return Err(ConfigError::new("LOG", format!("{log:?}: {e}")));
+        }
+        let ledger = LedgerConfig {
+            url: env.get("LEDGER_URL").map(|u| parse_url(&u)).transpose()?,
+            max_retries: env.number("LEDGER_MAX_RETRIES", 2, 0, 100)?,
+            deadline_ms: env.number("LEDGER_DEADLINE_MS", 1000, 1, 600_000)?,
+            batch_max: env.number("LEDGER_BATCH_MAX", 1000, 1, 1_000_000)?,
+            p95_budget_ms: env.number("LEDGER_P95_BUDGET_MS", 100, 1, 600_000)?,
+            window_s: env.number("LEDGER_WINDOW_S", 600, 1, 86_400)?,
+            quarantine_max: env.number("LEDGER_QUARANTINE_MAX", 100_000, 1, 100_000_000)?,
+            ca_file: env.get("LEDGER_CA_FILE").map(PathBuf::from),
+        };
+        Ok(NodeConfig {
+            bind_addr,
+            hot: hot_knobs(&env)?,
+            req_body_max_bytes: env.number("REQ_BODY_MAX_BYTES", 1 << 20, 1, usize::MAX)?,
+            inputs_max_bytes: env.number("INPUTS_MAX_BYTES", 64 << 20, 1, usize::MAX)?,
+            decomp_ratio_max: env.number("DECOMP_RATIO_MAX", 10, 1, 1_000_000)?,
+            require_pq_on: env.bool("REQUIRE_PQ_ON", false)?,
+            signing_key_file: env.get("SIGNING_KEY_FILE").map(PathBuf::from),
+            auth_keys,
+            tls,
+            amnesia_dir: env.get("AMNESIA_DIR").map(PathBuf::from),
+            runs_max: env.number("RUNS_MAX", 1024, 1, usize::MAX)?,
+            documents_max_bytes: env.number("DOCUMENTS_MAX_BYTES", 256 << 20, 1, usize::MAX)?,
+            connections_max: env.number("CONNECTIONS_MAX", CONNECTIONS_MAX_DEFAULT, 1, 65_536)?,
+            log_format,
+            log,
+            allow_insecure_bind,
+            ledger,
+        })
+    }
+}
+
+/// Re-reads the hot knobs (`TENANT_RPS_MAX`, `MAX_INFLIGHT`, `WORK_QUEUE_MAX`) from the
+/// process environment: the [`Reload`](rewarder_core::service::Reload) of every node.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EnvReload;
+
+impl rewarder_core::service::Reload for EnvReload {
+    fn hot_knobs(&self) -> Result<HotKnobs, String> {
+        let lookup = |name: &str| std::env::var(name).ok();
+        hot_knobs(&Env(&lookup)).map_err(|e| e.to_string())
+    }
+}
+
+fn hot_knobs(env: &Env<'_>) -> Result<HotKnobs, ConfigError> {
+    let default = HotKnobs::default();
+    Ok(HotKnobs {
+        tenant_rps_max: env.number("TENANT_RPS_MAX", default.tenant_rps_max, 1, u32::MAX)?,
+        max_inflight: env.number("MAX_INFLIGHT", default.max_inflight, 1, u32::MAX)?,
+        work_queue_max: env.number("WORK_QUEUE_MAX", default.work_queue_max, 1, u32::MAX)?,
+    })
+}
+
+/// A variable lookup where empty means unset.
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.is_empty())
+    }
+
+    fn number<T>(&self, var: &'static str, default: T, min: T, max: T) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+    {
+        let Some(raw) = self.get(var) else { return Ok(default) };
+        let value: T = raw
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError::new(var, format!("{raw:?} is not a whole number")))?;
+        if value < min || value > max {
+            return Err(ConfigError::new(var, format!("{value} is out of range {min}..={max}")));
+        }
+        Ok(value)
+    }
+
+    fn bool(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(var).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None => Ok(default),
+            Some("true" | "1" | "yes" | "on") => Ok(true),
+            Some("false" | "0" | "no" | "off") => Ok(false),
+            Some(other) => Err(ConfigError::new(var, format!("{other:?}: expected true or false"))),
+        }
+    }
+}
+
+fn parse_bind_addr(raw: &str) -> Result<SocketAddr, ConfigError> {
+    let raw = raw.trim();
+    let localhost = raw.strip_prefix("localhost:").map(|port| format!("127.0.0.1:{port}"));
+    localhost
+        .as_deref()
+        .unwrap_or(raw)
+        .parse()
+        .map_err(|_| ConfigError::new("BIND_ADDR", format!("{raw:?}: expected IP:PORT, e.g. 127.0.0.1:8080")))
+}
+
+/// Parses `AUTH_KEYS` (`kid:hexkey,kid2:hexkey2`): kids are 1–64 chars of `[A-Za-z0-9._-]`,
+/// unique; keys are hex of at least [`AUTH_KEY_BYTES_MIN`] bytes.
+pub fn parse_auth_keys(raw: &str) -> Result<Vec<(String, Vec<u8>)>, ConfigError> {
+    let bad = |reason: String| ConfigError::new("AUTH_KEYS", reason);
+    let mut keys: Vec<(String, Vec<u8>)> = Vec::new();
+    for (i, entry) in raw.split(',').map(str::trim).enumerate() {
+        let Some((kid, hex_key)) = entry.split_once(':') else {
+            return Err(bad(format!("entry {i} is not kid:hexkey")));
+        };
+        let kid_ok = (1..=64).contains(&kid.len())
+            && kid.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !kid_ok {
+            return Err(bad(format!("entry {i}: kid {kid:?} is not 1-64 chars of [A-Za-z0-9._-]")));
+        }
+        let key = hex::decode(hex_key).map_err(|_| bad(format!("entry {i} (kid {kid}): key is not hex")))?;
+        if key.len() < AUTH_KEY_BYTES_MIN {
+            return Err(bad(format!(
+                "entry {i} (kid {kid}): key has {} bytes, at least {AUTH_KEY_BYTES_MIN} are required",
+                key.len()
+            )));
+        }
+        if keys.iter().any(|(k, _)| k == kid) {
+            return Err(bad(format!("kid {kid} is listed twice")));
+        }
+        keys.push((kid.to_owned(), key));
+    }
+    Ok(keys)
+}
+
+fn parse_url(raw: &str) -> Result<String, ConfigError> {
+    let rest = raw.strip_prefix("https://").or_else(|| raw.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.starts_with('/') && !raw.contains(char::is_whitespace) => {
+            Ok(raw.trim_end_matches('/').to_owned())
+        }
+        _ => Err(ConfigError::new(
+            "LEDGER_URL",
+            format!("{raw:?}: expected http://HOST[:PORT][/PATH] or https://…"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<NodeConfig, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        NodeConfig::from_lookup(|name| map.get(name).cloned())
+    }
+
+    const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+    #[test]
+    fn defaults_match_api_md() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.bind_addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.hot, HotKnobs::default());
+        assert_eq!(
+            (c.req_body_max_bytes, c.inputs_max_bytes, c.decomp_ratio_max),
+            (1_048_576, 67_108_864, 10)
+        );
+        assert_eq!((c.runs_max, c.log_format, c.log.as_str()), (1024, LogFormat::Text, "info"));
+        assert!(c.auth_keys.is_none() && c.tls.is_none() && !c.require_pq_on);
+        assert_eq!(c.ledger.max_retries, 2);
+        assert_eq!(c.ledger.url, None);
+        assert_eq!(
+            (c.ledger.deadline_ms, c.ledger.batch_max, c.ledger.p95_budget_ms, c.ledger.window_s),
+            (1000, 1000, 100, 600)
+        );
+        assert_eq!((c.ledger.quarantine_max, c.ledger.ca_file.as_deref()), (100_000, None));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        for (var, value) in [
+            ("MAX_INFLIGHT", "lots"),
+            ("MAX_INFLIGHT", "0"),
+            ("TENANT_RPS_MAX", "-1"),
+            ("DECOMP_RATIO_MAX", "1.5"),
+            ("BIND_ADDR", "nowhere"),
+            ("REQUIRE_PQ_ON", "maybe"),
+            ("LOG_FORMAT", "xml"),
+            ("LOG", "info,,=="),
+            ("LEDGER_URL", "ftp://x"),
+            ("LEDGER_BATCH_MAX", "0"),
+            ("LEDGER_QUARANTINE_MAX", "0"),
+            ("LEDGER_WINDOW_S", "x"),
+            ("AUTH_KEYS", "k1"),
+            ("TLS_CERT_FILE", "/x.pem"),
+        ] {
+            let e = config(&[(var, value)]).unwrap_err();
+            let expected = if var == "TLS_CERT_FILE" { "TLS_KEY_FILE" } else { var };
+            assert_eq!(e.var, expected, "{var}={value}: {e}");
+        }
+    }
+
+    #[test]
+    fn non_loopback_bind_needs_auth_or_explicit_insecure() {
+        assert_eq!(config(&[("BIND_ADDR", "0.0.0.0:80")]).unwrap_err().var, "BIND_ADDR");
+        let auth = format!("k1:{KEY}");
+        assert!(config(&[("BIND_ADDR", "0.0.0.0:80"), ("AUTH_KEYS", &auth)]).is_ok());
+        assert!(config(&[("BIND_ADDR", "0.0.0.0:80"), ("ALLOW_INSECURE_BIND", "true")]).is_ok());
+        assert!(config(&[("BIND_ADDR", "[::1]:0")]).is_ok());
+        assert!(config(&[("BIND_ADDR", "localhost:0")]).is_ok());
+    }
+
+    #[test]
+    fn auth_keys_parse_and_refuse_short_duplicate_or_bad_kids() {
+        let keys = parse_auth_keys(&format!("k1:{KEY}, k2:{KEY}")).unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[1].0, "k2");
+        assert_eq!(keys[0].1.len(), 32);
+        assert!(parse_auth_keys("k1:00ff").is_err());
+        assert!(parse_auth_keys(&format!("k1:{KEY},k1:{KEY}")).is_err());
+        assert!(parse_auth_keys(&format!("k 1:{KEY}")).is_err());
+        assert!(parse_auth_keys(&format!("k1:{KEY}zz")).is_err());
+    }
+
+    #[test]
+    fn empty_means_unset() {
+        let c = config(&[("AUTH_KEYS", ""), ("MAX_INFLIGHT", "")]).unwrap();
+        assert!(c.auth_keys.is_none());
+        assert_eq!(c.hot.max_inflight, 512);
+    }
+}

@@ -1,0 +1,182 @@
+//! The embedded node: the micronode's own service and transport on one background thread,
+//! bound to loopback, started and stopped by a host program (the FFI library's
+//! `EmbeddedNode`, so an app can run a node in-process).
+//!
+//! It is built from the same pieces as [`crate::node`]: the knob defaults and the `AUTH_KEYS`
+//! parser of [`crate::config`], fresh signing keys, an amnesia directory, the system clock and
+//! [`Server::spawn`]. It differs only where an app is not a process of its own: it reads no
+//! environment, installs no signal handler or logger, prints nothing, has no ledger (every run
+//! is a dry run) and answers `/version` with the `embedded` profile. Where no amnesia directory
+//! can be created (an app sandbox without `/dev/shm` and an unwritable temporary directory),
+//! stored documents and runs stay in memory only, which is amnesia too: nothing is written.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rewarder_core::Limits;
+use rewarder_core::service::{Artifacts, Config, Profile, Service};
+
+use crate::amnesia::AmnesiaDir;
+use crate::clock::SystemClock;
+use crate::config::{EnvReload, NodeConfig};
+use crate::node::NodeError;
+use crate::server::{GateLimits, RunningServer, Server, ServerOptions};
+use crate::{config, keys};
+
+/// What an app chooses about its embedded node; everything else takes the micronode defaults
+/// of API.md §5.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EmbeddedOptions {
+    /// The loopback port to bind; 0 picks a free one.
+    pub port: u16,
+    /// Sign with ML-DSA-65 too (`REQUIRE_PQ_ON`).
+    pub require_pq: bool,
+    /// `AUTH_KEYS` (`kid:hexkey,…`); `None` = authentication off (tenant `default`).
+    pub auth_keys: Option<String>,
+}
+
+/// A running embedded node. Dropping it stops it.
+pub struct EmbeddedNode {
+    server: RunningServer,
+    service: Arc<Service>,
+    amnesia: Option<Arc<AmnesiaDir>>,
+    url: String,
+}
+
+/// Keeps nothing beside memory: the service holds every artifact itself.
+struct MemoryOnly;
+
+impl Artifacts for MemoryOnly {
+    fn keep(&self, _: &str, _: &[u8]) -> bool {
+        false
+    }
+}
+
+impl EmbeddedNode {
+    /// Starts a node on `127.0.0.1:{options.port}` and returns once it accepts connections
+    /// (the server thread runs in the background).
+    ///
+    /// Fails with [`NodeError::Config`] on unusable `auth_keys`, [`NodeError::AddrInUse`] when
+    /// the port is taken, and [`NodeError::Runtime`] when the system refuses randomness for
+    /// the keys, a socket or a thread.
+    pub fn start(options: &EmbeddedOptions) -> Result<EmbeddedNode, NodeError> {
+        let defaults = NodeConfig::from_lookup(|_| None).map_err(|e| NodeError::Config(e.to_string()))?;
+        let auth_keys = options
+            .auth_keys
+            .as_deref()
+            .filter(|keys| !keys.is_empty())
+            .map(config::parse_auth_keys)
+            .transpose()
+            .map_err(|e| NodeError::Config(e.to_string()))?;
+        let keys = keys::fresh(options.require_pq)
+            .map_err(|e| NodeError::Runtime(format!("no randomness for signing keys: {e}")))?;
+        let amnesia = AmnesiaDir::create(None, defaults.documents_max_bytes as u64).ok().map(Arc::new);
+        let artifacts: Arc<dyn Artifacts> = match &amnesia {
+            Some(dir) => Arc::clone(dir) as _,
+            None => Arc::new(MemoryOnly),
+        };
+        let service_config = Config {
+            profile: Profile::Embedded,
+            auth_keys,
+            limits: Limits::UNBOUNDED,
+            req_body_max_bytes: defaults.req_body_max_bytes,
+            inputs_max_bytes: defaults.inputs_max_bytes,
+            runs_max: defaults.runs_max,
+            documents_max_bytes: defaults.documents_max_bytes,
+            keys,
+            hot: defaults.hot,
+            features: vec!["gzip"],
+        };
+        let service = Arc::new(Service::new(
+            service_config,
+            Arc::new(SystemClock::new()),
+            artifacts,
+            Arc::new(EnvReload),
+        ));
+        let options_server = ServerOptions {
+            workers: 1,
+            decomp_ratio_max: defaults.decomp_ratio_max,
+            limits: GateLimits { connections_max: defaults.connections_max, ..GateLimits::default() },
+            ..ServerOptions::default()
+        };
+        let bind = SocketAddr::from(([127, 0, 0, 1], options.port));
+        let server = Server::bind(bind, Arc::clone(&service), options_server).map_err(|e| {
+            let message = format!("cannot bind {bind}: {e}");
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                NodeError::AddrInUse(message)
+            } else {
+                NodeError::Runtime(message)
+            }
+        })?;
+        let url = format!("http://{}", server.local_addr());
+        let server =
+            server.spawn().map_err(|e| NodeError::Runtime(format!("cannot start the server thread: {e}")))?;
+        Ok(EmbeddedNode { server, service, amnesia, url })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.server.port()
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The service the node serves.
+    pub fn service(&self) -> &Arc<Service> {
+        &self.service
+    }
+
+    /// Stops accepting, answers the requests in flight, waits for the server thread and
+    /// removes the amnesia directory. Idempotent; blocks until the server has drained.
+    pub fn stop(&mut self) {
+        self.server.stop();
+        if let Some(dir) = &self.amnesia
+            && let Err(e) = dir.remove()
+        {
+            tracing::error!(dir = %dir.path().display(), error = %e, "cannot remove the amnesia directory");
+        }
+    }
+}
+
+impl Drop for EmbeddedNode {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    use super::*;
+
+    fn get(port: u16, path: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn starts_on_a_free_port_answers_with_the_embedded_profile_and_stops_twice() {
+        let mut node = EmbeddedNode::start(&EmbeddedOptions::default()).unwrap();
+        assert_ne!(node.port(), 0);
+        assert_eq!(node.url(), format!("http://127.0.0.1:{}", node.port()));
+        assert!(get(node.port(), "/readyz").starts_with("HTTP/1.1 200"));
+        assert!(get(node.port(), "/version").contains("\"embedded\""));
+        node.stop();
+        node.stop();
+        assert!(TcpStream::connect(("127.0.0.1", node.port())).is_err());
+    }
+
+    #[test]
+    fn bad_auth_keys_are_a_config_error() {
+        let options = EmbeddedOptions { auth_keys: Some("k1:00".into()), ..EmbeddedOptions::default() };
+        assert!(matches!(EmbeddedNode::start(&options), Err(NodeError::Config(_))));
+    }
+}

@@ -1,0 +1,707 @@
+//! The micronode binary over real TCP: the transport's limits and errors, signals and amnesia,
+//! configuration errors, the `compute` and `mint-token` commands, and the golden vectors over
+//! HTTP. Every node binds 127.0.0.1:0; every wait is bounded.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{Node, Reply, Scratch, gzip, read_reply, run_cli, vectors};
+
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+fn read_vector(dir: &str, file: &str) -> Vec<u8> {
+    std::fs::read(vectors().join(dir).join(file)).unwrap()
+}
+
+// ---- errors and limits of the transport -------------------------------------------------
+
+#[test]
+fn unknown_route_is_a_json_404_with_a_generated_corr_id() {
+    let node = Node::start(&[]);
+    let reply = node.call("GET", "/no/such/route", &[], None);
+    reply.assert_error(404, "not_found");
+    let corr = reply.header("X-Corr-ID").unwrap();
+    assert_eq!(corr.len(), 32, "a generated id is 32 hex chars: {corr}");
+    assert!(corr.bytes().all(|b| b.is_ascii_hexdigit()));
+    let again = node.call("GET", "/no/such/route", &[], None);
+    assert_ne!(again.header("X-Corr-ID"), reply.header("X-Corr-ID"));
+}
+
+#[test]
+fn corr_id_is_echoed_when_valid_and_replaced_when_not() {
+    let node = Node::start(&[]);
+    let ok = node.call("GET", "/healthz", &[("X-Corr-ID", "req-42:a.b_c")], None);
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.header("X-Corr-ID"), Some("req-42:a.b_c"));
+    let long = "x".repeat(65);
+    for bad in [long.as_str(), "has/slash", "semi;colon"] {
+        let reply = node.call("GET", "/nowhere", &[("X-Corr-ID", bad)], None);
+        reply.assert_error(404, "not_found");
+        assert_ne!(reply.header("X-Corr-ID"), Some(bad));
+    }
+    // Errors raised by the transport itself carry the client's id too.
+    let reply = node.call(
+        "PUT",
+        "/rewarder/policies",
+        &[("X-Corr-ID", "mine"), ("Content-Type", "text/plain")],
+        Some(b"{}"),
+    );
+    reply.assert_error(415, "unsupported_media_type");
+    assert_eq!(reply.header("X-Corr-ID"), Some("mine"));
+}
+
+#[test]
+fn oversize_body_is_refused_on_content_length_before_reading() {
+    let node = Node::start(&[("REQ_BODY_MAX_BYTES", "1000"), ("INPUTS_MAX_BYTES", "5000")]);
+    // Only the head is sent: the answer must come without the body.
+    let head = b"PUT /rewarder/policies HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 1001\r\nX-Corr-ID: big\r\n\r\n";
+    let reply = node.raw(head);
+    reply.assert_error(413, "body_too_large");
+    assert_eq!(reply.header("X-Corr-ID"), Some("big"));
+    assert_eq!(reply.header("Connection"), Some("close"));
+    // The inputs route has its own, larger cap.
+    let body = vec![b' '; 1500];
+    let reply = node.call("PUT", "/rewarder/inputs", &[JSON], Some(&body));
+    assert_ne!(reply.status, 413, "{}", String::from_utf8_lossy(&reply.body));
+    let reply = node.raw(
+        b"PUT /rewarder/inputs HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 5001\r\n\r\n",
+    );
+    reply.assert_error(413, "body_too_large");
+}
+
+#[test]
+fn oversize_chunked_body_is_counted_while_reading() {
+    let node = Node::start(&[("REQ_BODY_MAX_BYTES", "1000")]);
+    let mut request = b"PUT /rewarder/policies HTTP/1.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..3 {
+        request.extend_from_slice(b"190\r\n");
+        request.extend_from_slice(&[b' '; 0x190]);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    node.raw(&request).assert_error(413, "body_too_large");
+    // Within the cap, a chunked body reaches the handler.
+    let policy = read_vector("basic", "policy.json");
+    let mut request = b"PUT /rewarder/policies HTTP/1.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    for part in policy.chunks(50) {
+        request.extend_from_slice(format!("{:x};ext=1\r\n", part.len()).as_bytes());
+        request.extend_from_slice(part);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\nX-Trailer: t\r\n\r\n");
+    let reply = node.raw(&request);
+    assert_eq!(reply.status, 201, "{}", String::from_utf8_lossy(&reply.body));
+}
+
+#[test]
+fn gzip_bomb_is_refused_while_inflating_and_rss_stays_small() {
+    // A large body cap, so the ratio cap is what stops the bomb.
+    let node = Node::start(&[("REQ_BODY_MAX_BYTES", "536870912")]);
+    // 100 MiB of zeros in ~100 KiB: 100 gzip members of 1 MiB each (RFC 1952 §2.2).
+    let member = gzip(&vec![0u8; 1 << 20]);
+    let bomb: Vec<u8> = member.iter().copied().cycle().take(member.len() * 100).collect();
+    assert!(bomb.len() < 200 << 10, "bomb is {} bytes", bomb.len());
+    let rss_before = node.peak_rss_kib();
+    let reply =
+        node.call("POST", "/rewarder/epochs/e1/compute", &[JSON, ("Content-Encoding", "gzip")], Some(&bomb));
+    reply.assert_error(413, "decompression_limit");
+    if let (Some(before), Some(after)) = (rss_before, node.peak_rss_kib()) {
+        eprintln!("peak RSS before the bomb {before} KiB, after {after} KiB");
+        assert!(after < before + 32 * 1024, "peak RSS grew from {before} KiB to {after} KiB");
+        assert!(after < 96 * 1024, "peak RSS {after} KiB");
+    }
+    // The body cap binds too, whatever the ratio.
+    let small = Node::start(&[("REQ_BODY_MAX_BYTES", "4096"), ("DECOMP_RATIO_MAX", "1000")]);
+    let z = gzip(&vec![b' '; 4097]);
+    small
+        .call("PUT", "/rewarder/policies", &[JSON, ("Content-Encoding", "gzip")], Some(&z))
+        .assert_error(413, "decompression_limit");
+}
+
+#[test]
+fn gzip_bodies_are_inflated_and_invalid_gzip_is_a_bad_request() {
+    let node = Node::start(&[]);
+    let z = gzip(&read_vector("basic", "policy.json"));
+    let reply = node.call("PUT", "/rewarder/policies", &[JSON, ("Content-Encoding", "gzip")], Some(&z));
+    assert_eq!(reply.status, 201, "{}", String::from_utf8_lossy(&reply.body));
+    node.call("PUT", "/rewarder/policies", &[JSON, ("Content-Encoding", "gzip")], Some(b"plain text"))
+        .assert_error(400, "bad_request");
+}
+
+#[test]
+fn wrong_content_type_is_415() {
+    let node = Node::start(&[]);
+    let policy = read_vector("basic", "policy.json");
+    node.call("PUT", "/rewarder/policies", &[("Content-Type", "text/plain")], Some(&policy))
+        .assert_error(415, "unsupported_media_type");
+    node.call("PUT", "/rewarder/policies", &[], Some(&policy)).assert_error(415, "unsupported_media_type");
+    let ok = node.call(
+        "PUT",
+        "/rewarder/policies",
+        &[("Content-Type", "application/json; charset=utf-8")],
+        Some(&policy),
+    );
+    assert_eq!(ok.status, 201);
+}
+
+#[test]
+fn unsupported_encoding_is_415() {
+    let node = Node::start(&[]);
+    for encoding in ["br", "deflate", "gzip, gzip"] {
+        node.call("PUT", "/rewarder/policies", &[JSON, ("Content-Encoding", encoding)], Some(b"{}"))
+            .assert_error(415, "unsupported_encoding");
+    }
+}
+
+#[test]
+fn framing_problems_are_json_errors() {
+    let node = Node::start(&[]);
+    for head in [
+        "POST /rewarder/epochs/e/compute HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "POST /rewarder/epochs/e/compute HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+        "POST /rewarder/epochs/e/compute HTTP/1.1\r\nContent-Length: 5, 6\r\n\r\n",
+        "POST /rewarder/epochs/e/compute HTTP/1.1\r\nContent-Length: five\r\n\r\n",
+        "GET / HTTP/2.0\r\n\r\n",
+        "GARBAGE\r\n\r\n",
+        "GET /\u{e9} HTTP/1.1\r\n\r\n",
+    ] {
+        let reply = node.raw(head.as_bytes());
+        reply.assert_error(400, "bad_request");
+    }
+    // A head larger than the bound.
+    let huge = format!("GET /healthz HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(20_000));
+    node.raw(huge.as_bytes()).assert_error(400, "bad_request");
+    // A malformed chunk.
+    let bad_chunk = b"PUT /rewarder/policies HTTP/1.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+    node.raw(bad_chunk).assert_error(400, "bad_request");
+    // The node still serves.
+    assert_eq!(node.call("GET", "/healthz", &[], None).status, 200);
+}
+
+#[test]
+fn keep_alive_and_pipelined_requests_are_answered_in_order() {
+    let node = Node::start(&[]);
+    let mut stream = TcpStream::connect(node.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let two =
+        b"GET /healthz HTTP/1.1\r\nX-Corr-ID: one\r\n\r\nGET /nowhere HTTP/1.1\r\nX-Corr-ID: two\r\n\r\n";
+    stream.write_all(two).unwrap();
+    let first = read_reply(&mut stream).unwrap();
+    let second = read_reply(&mut stream).unwrap();
+    assert_eq!((first.status, first.header("X-Corr-ID")), (200, Some("one")));
+    assert_eq!((second.status, second.header("X-Corr-ID")), (404, Some("two")));
+    assert_eq!(first.header("Connection"), None, "kept alive");
+    // HTTP/1.0 without keep-alive is closed after its answer.
+    stream.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+    let third = read_reply(&mut stream).unwrap();
+    assert_eq!(third.status, 200);
+    let mut rest = Vec::new();
+    assert_eq!(stream.read_to_end(&mut rest).unwrap(), 0, "closed after an HTTP/1.0 answer");
+}
+
+#[test]
+fn expect_100_continue_is_honoured() {
+    let node = Node::start(&[]);
+    let policy = read_vector("basic", "policy.json");
+    let mut stream = TcpStream::connect(node.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "PUT /rewarder/policies HTTP/1.1\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        policy.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut interim = [0u8; 25];
+    stream.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    stream.write_all(&policy).unwrap();
+    assert_eq!(read_reply(&mut stream).unwrap().status, 201);
+}
+
+#[test]
+fn slow_loris_connections_do_not_stop_other_clients() {
+    let node = Node::start(&[]);
+    let addr = node.addr;
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut loris = Vec::new();
+    for i in 0..50 {
+        let stop = Arc::clone(&stop);
+        loris.push(thread::spawn(move || {
+            let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else { return };
+            let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+            // Half trickle their head, half a declared body after a complete head.
+            let prefix: &[u8] = if i % 2 == 0 {
+                b"PUT /rewarder/policies HTTP/1.1\r\nX-Slow: "
+            } else {
+                b"PUT /rewarder/policies HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+            };
+            if s.write_all(prefix).is_err() {
+                return;
+            }
+            let until = Instant::now() + Duration::from_secs(8);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+                if s.write_all(b"a").is_err() {
+                    return;
+                }
+                thread::sleep(Duration::from_secs(1));
+            }
+        }));
+    }
+    thread::sleep(Duration::from_millis(500));
+    let mut answered = 0;
+    let mut slowest = Duration::ZERO;
+    while started.elapsed() < Duration::from_secs(6) {
+        let t = Instant::now();
+        let reply = node.call("GET", "/healthz", &[], None);
+        assert_eq!(reply.status, 200);
+        let policy = read_vector("basic", "policy.json");
+        let reply = node.call("PUT", "/rewarder/policies", &[JSON], Some(&policy));
+        assert!(matches!(reply.status, 200 | 201), "{}", reply.status);
+        slowest = slowest.max(t.elapsed());
+        answered += 1;
+        thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in loris {
+        t.join().unwrap();
+    }
+    eprintln!("{answered} rounds answered beside 50 slow clients; slowest {slowest:?}");
+    assert!(answered >= 10, "only {answered} rounds answered");
+    assert!(slowest < Duration::from_secs(2), "slowest round took {slowest:?}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn connections_beyond_the_cap_get_503_overloaded() {
+    let node = Node::start(&[("CONNECTIONS_MAX", "3")]);
+    let held: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(node.addr).unwrap()).collect();
+    thread::sleep(Duration::from_millis(300));
+    let reply = node.call("GET", "/healthz", &[], None);
+    reply.assert_error(503, "overloaded");
+    assert!(reply.header("Retry-After").is_some());
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let reply = node.call("GET", "/healthz", &[], None);
+        if reply.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slots were not given back");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ---- process: signals, amnesia, configuration ---------------------------------------------
+
+#[test]
+fn sigterm_exits_0_and_leaves_no_file_behind() {
+    let mut node = Node::start(&[]);
+    let amnesia = node.amnesia_dir();
+    assert!(amnesia.is_dir(), "{}", amnesia.display());
+    let reply = node.call("PUT", "/rewarder/inputs", &[JSON], Some(&read_vector("basic", "inputs.json")));
+    assert_eq!(reply.status, 201);
+    assert!(
+        std::fs::read_dir(&amnesia).unwrap().count() > 0,
+        "the artifact is kept in the amnesia directory"
+    );
+    node.signal("TERM");
+    let status = node.wait(Duration::from_secs(10)).expect("exits after SIGTERM");
+    assert_eq!(status.code(), Some(0), "{}", node.log());
+    assert!(!amnesia.exists(), "the amnesia directory is removed");
+    assert_eq!(node.home.entries(), Vec::<String>::new());
+    assert_eq!(node.tmp.entries(), Vec::<String>::new());
+    assert_eq!(node.cwd.entries(), Vec::<String>::new());
+}
+
+#[test]
+fn sigterm_finishes_the_request_in_flight() {
+    let scratch = Scratch::new("amnesia-parent");
+    let dir = scratch.path().join("amnesia");
+    let mut node = Node::start(&[("AMNESIA_DIR", dir.to_str().unwrap())]);
+    let policy = read_vector("basic", "policy.json");
+    let mut stream = TcpStream::connect(node.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "PUT /rewarder/policies HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        policy.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&policy[..10]).unwrap();
+    thread::sleep(Duration::from_millis(200));
+    node.signal("TERM");
+    thread::sleep(Duration::from_millis(300));
+    stream.write_all(&policy[10..]).unwrap();
+    let reply = read_reply(&mut stream).unwrap();
+    assert_eq!(reply.status, 201);
+    assert_eq!(reply.header("Connection"), Some("close"));
+    let status = node.wait(Duration::from_secs(10)).expect("exits after SIGTERM");
+    assert_eq!(status.code(), Some(0));
+    assert!(!dir.exists());
+}
+
+#[test]
+fn sighup_reloads_and_keeps_serving() {
+    let node = Node::start(&[("TENANT_RPS_MAX", "7")]);
+    node.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !node.log().contains("hot knobs reloaded") {
+        assert!(Instant::now() < deadline, "no reload logged:\n{}", node.log());
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(node.log().contains("tenant_rps_max: 7"), "{}", node.log());
+    assert_eq!(node.call("GET", "/healthz", &[], None).status, 200);
+}
+
+#[test]
+fn a_bad_config_value_exits_2_naming_the_variable() {
+    for (var, value) in
+        [("MAX_INFLIGHT", "lots"), ("DECOMP_RATIO_MAX", "0"), ("LOG_FORMAT", "xml"), ("AUTH_KEYS", "k1:zz")]
+    {
+        let out = run_cli(&["serve"], &[("BIND_ADDR", "127.0.0.1:0"), (var, value)]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{var}={value}: {stderr}");
+        assert!(stderr.contains(var), "{var}={value}: {stderr}");
+    }
+    let out = run_cli(&["serve"], &[("BIND_ADDR", "127.0.0.1:0"), ("SIGNING_KEY_FILE", "/nonexistent/key")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SIGNING_KEY_FILE"));
+}
+
+#[test]
+fn non_loopback_bind_without_auth_is_refused() {
+    // Refused while validating the configuration: nothing is ever bound.
+    let out = run_cli(&["serve"], &[("BIND_ADDR", "0.0.0.0:0")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("BIND_ADDR") && stderr.contains("AUTH_KEYS"), "{stderr}");
+}
+
+#[test]
+fn signing_key_file_sets_the_public_key() {
+    let scratch = Scratch::new("keys");
+    let file = scratch.path().join("node.key");
+    std::fs::write(&file, "# test key\n9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60\n")
+        .unwrap();
+    let node = Node::start(&[("SIGNING_KEY_FILE", file.to_str().unwrap())]);
+    assert!(
+        node.log().contains("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"),
+        "{}",
+        node.log()
+    );
+    let version = node.call("GET", "/version", &[], None).json();
+    assert_eq!(
+        version["public_keys"]["ed25519"],
+        "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+    );
+}
+
+#[test]
+fn demo_computes_an_epoch_over_http_and_serves_until_sigterm() {
+    let mut node = Node::try_start(&["demo"], &[]).unwrap_or_else(|(s, log)| panic!("{s:?}: {log}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if node.call("GET", "/rewarder/epochs/demo", &[], None).status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the demo run never appeared:\n{}", node.log());
+        thread::sleep(Duration::from_millis(100));
+    }
+    node.signal("INT");
+    let status = node.wait(Duration::from_secs(10)).expect("exits after SIGINT");
+    assert_eq!(status.code(), Some(0), "{}", node.log());
+    let summary = node.stdout_after_exit();
+    for needle in
+        ["payees", "top payees", "residual", "manifest digest  b3:", "curl -s http://127.0.0.1:", "/metrics"]
+    {
+        assert!(summary.contains(needle), "{needle:?} missing from:\n{summary}");
+    }
+}
+
+// ---- the compute command and the golden vectors ---------------------------------------------
+
+fn golden_dirs() -> Vec<String> {
+    let mut dirs: Vec<String> = std::fs::read_dir(vectors())
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().join("expected.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn cli_compute(dir: &str, tenant: &str) -> (Option<i32>, Value, String) {
+    let path = vectors().join(dir);
+    let (inputs, policy) = (path.join("inputs.json"), path.join("policy.json"));
+    let out = run_cli(
+        &[
+            "compute",
+            "--inputs",
+            inputs.to_str().unwrap(),
+            "--policy",
+            policy.to_str().unwrap(),
+            "--tenant",
+            tenant,
+        ],
+        &[],
+    );
+    let stdout = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code(), stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn compute_cli_matches_every_golden_vector() {
+    let dirs = golden_dirs();
+    assert!(dirs.contains(&"basic".to_owned()), "{dirs:?}");
+    for dir in &dirs {
+        let expected: Value = serde_json::from_slice(&read_vector(dir, "expected.json")).unwrap();
+        for tenant in ["default", "tenant-b"] {
+            let (code, out, stderr) = cli_compute(dir, tenant);
+            assert_eq!(code, Some(0), "{dir}/{tenant}: {stderr}");
+            assert_eq!(out["manifest"], expected[tenant]["manifest"], "{dir}/{tenant}");
+            assert_eq!(out["manifest_digest"], expected[tenant]["manifest_digest"], "{dir}/{tenant}");
+        }
+        let (_, out, _) = cli_compute(dir, "default");
+        assert_eq!(out["allocations"], expected["allocations"], "{dir}");
+    }
+}
+
+#[test]
+fn compute_cli_refuses_invalid_documents_with_exit_1_and_the_envelope() {
+    let scratch = Scratch::new("invalid");
+    let cases: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(vectors().join("invalid.json")).unwrap()).unwrap();
+    let basic = vectors().join("basic");
+    for (i, case) in cases.iter().enumerate() {
+        let file = scratch.path().join(format!("{i}.json"));
+        std::fs::write(&file, case["raw"].as_str().unwrap()).unwrap();
+        let (inputs, policy) = match case["doc"].as_str().unwrap() {
+            "inputs" => (file.clone(), basic.join("policy.json")),
+            _ => (basic.join("inputs.json"), file.clone()),
+        };
+        let out = run_cli(
+            &["compute", "--inputs", inputs.to_str().unwrap(), "--policy", policy.to_str().unwrap()],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(1), "case {i}");
+        let envelope: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(envelope["error"]["code"], case["code"], "case {i}: {envelope}");
+    }
+}
+
+#[test]
+fn compute_cli_bad_flags_exit_2() {
+    let basic = vectors().join("basic");
+    let inputs = basic.join("inputs.json");
+    let policy = basic.join("policy.json");
+    for args in [
+        vec!["compute"],
+        vec!["compute", "--inputs", inputs.to_str().unwrap()],
+        vec!["compute", "--inputs", "/nonexistent", "--policy", policy.to_str().unwrap()],
+        vec![
+            "compute",
+            "--inputs",
+            inputs.to_str().unwrap(),
+            "--policy",
+            policy.to_str().unwrap(),
+            "--tenant",
+            "bad tenant",
+        ],
+        vec!["compute", "--bogus"],
+        vec!["no-such-command"],
+    ] {
+        let out = run_cli(&args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// PUT inputs, PUT policy, POST compute; the compute reply.
+fn compute_over_http(node: &Node, dir: &str, auth: Option<&str>) -> Reply {
+    let bearer = auth.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![JSON];
+    if let Some(b) = &bearer {
+        headers.push(("Authorization", b.as_str()));
+    }
+    let inputs = node.call("PUT", "/rewarder/inputs", &headers, Some(&read_vector(dir, "inputs.json")));
+    assert!(matches!(inputs.status, 200 | 201), "{dir}: {}", String::from_utf8_lossy(&inputs.body));
+    let policy = node.call("PUT", "/rewarder/policies", &headers, Some(&read_vector(dir, "policy.json")));
+    assert!(matches!(policy.status, 200 | 201), "{dir}: {}", String::from_utf8_lossy(&policy.body));
+    let (inputs, policy) = (inputs.json(), policy.json());
+    let request = serde_json::json!({
+        "inputs_cid": inputs["inputs_cid"], "policy_id": policy["policy_id"], "policy_hash": policy["policy_hash"],
+    });
+    let epoch = inputs["epoch"].as_str().unwrap();
+    node.call(
+        "POST",
+        &format!("/rewarder/epochs/{epoch}/compute"),
+        &headers,
+        Some(request.to_string().as_bytes()),
+    )
+}
+
+#[test]
+fn golden_vectors_over_http_equal_the_cli() {
+    let node = Node::start(&[]);
+    for dir in ["basic", "ties", "waterfill", "empty", "gen-001"] {
+        let reply = compute_over_http(&node, dir, None);
+        assert_eq!(reply.status, 200, "{dir}: {}", String::from_utf8_lossy(&reply.body));
+        let http = reply.json();
+        let (code, cli, _) = cli_compute(dir, "default");
+        assert_eq!(code, Some(0));
+        assert_eq!(http["manifest"], cli["manifest"], "{dir}");
+        assert_eq!(http["manifest_digest"], cli["manifest_digest"], "{dir}");
+        assert_eq!(http["allocations"], cli["allocations"], "{dir}");
+    }
+}
+
+#[test]
+fn golden_vector_over_http_with_a_gzip_upload() {
+    let node = Node::start(&[]);
+    let inputs = gzip(&read_vector("gen-002", "inputs.json"));
+    let reply = node.call("PUT", "/rewarder/inputs", &[JSON, ("Content-Encoding", "gzip")], Some(&inputs));
+    assert_eq!(reply.status, 201, "{}", String::from_utf8_lossy(&reply.body));
+    let expected: Value = serde_json::from_slice(&read_vector("gen-002", "expected.json")).unwrap();
+    assert_eq!(reply.json()["inputs_cid"], expected["default"]["manifest"]["inputs_cid"]);
+}
+
+// ---- authentication with mint-token ----------------------------------------------------------
+
+const KEY_1: &str = "6b31000000000000000000000000000000000000000000000000000000000001";
+const KEY_2: &str = "6b32000000000000000000000000000000000000000000000000000000000002";
+
+fn mint(keys: &str, args: &[&str]) -> String {
+    let mut all = vec!["mint-token"];
+    all.extend_from_slice(args);
+    let out = run_cli(&all, &[("AUTH_KEYS", keys)]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn tokens_from_mint_token_authenticate_and_scope_requests() {
+    let keys = format!("k1:{KEY_1},k2:{KEY_2}");
+    let node = Node::start(&[("AUTH_KEYS", keys.as_str())]);
+    let compute =
+        mint(&keys, &["--kid", "k1", "--tenant", "tenant-b", "--scope", "compute read", "--ttl", "600"]);
+    assert_eq!(compute.split('.').count(), 3, "a JWT: {compute}");
+
+    // Golden vector as tenant-b, through a rotated-in key too.
+    let reply = compute_over_http(&node, "basic", Some(&compute));
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    let expected: Value = serde_json::from_slice(&read_vector("basic", "expected.json")).unwrap();
+    assert_eq!(reply.json()["manifest"], expected["tenant-b"]["manifest"]);
+    assert_eq!(reply.json()["manifest_digest"], expected["tenant-b"]["manifest_digest"]);
+
+    let policy = read_vector("basic", "policy.json");
+    // No token, a forged one, the wrong scope.
+    node.call("PUT", "/rewarder/policies", &[JSON], Some(&policy)).assert_error(401, "unauthenticated");
+    let forged = format!("{}x", &compute[..compute.len() - 1]);
+    let bearer = format!("Bearer {forged}");
+    node.call("PUT", "/rewarder/policies", &[JSON, ("Authorization", &bearer)], Some(&policy))
+        .assert_error(401, "unauthenticated");
+    let read_only = mint(&keys, &["--kid", "k2", "--tenant", "tenant-b", "--scope", "read"]);
+    let bearer = format!("Bearer {read_only}");
+    node.call("PUT", "/rewarder/policies", &[JSON, ("Authorization", &bearer)], Some(&policy))
+        .assert_error(403, "forbidden");
+    // Open endpoints need no token.
+    assert_eq!(node.call("GET", "/healthz", &[], None).status, 200);
+}
+
+#[test]
+fn mint_token_refuses_bad_usage_with_exit_2() {
+    let keys = format!("k1:{KEY_1}");
+    for (args, env) in [
+        (vec!["mint-token", "--kid", "nope", "--tenant", "t"], keys.as_str()),
+        (vec!["mint-token", "--kid", "k1", "--tenant", "bad tenant"], keys.as_str()),
+        (vec!["mint-token", "--kid", "k1", "--tenant", "t", "--scope", "root"], keys.as_str()),
+        (vec!["mint-token", "--kid", "k1", "--tenant", "t", "--ttl", "0"], keys.as_str()),
+        (vec!["mint-token", "--kid", "k1", "--tenant", "t"], ""),
+    ] {
+        let out = run_cli(&args, &[("AUTH_KEYS", env)]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+// ---- TLS -----------------------------------------------------------------------------------
+
+/// A self-signed certificate for localhost/127.0.0.1 made by `openssl`: (cert, key) paths.
+fn self_signed(scratch: &Scratch) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (scratch.path().join("cert.pem"), scratch.path().join("key.pem"));
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+        ])
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-addext", "extendedKeyUsage=serverAuth"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl is needed for the TLS test");
+    assert!(status.success());
+    (cert, key)
+}
+
+#[test]
+fn tls_serves_https_and_a_stalled_handshake_blocks_nobody() {
+    let scratch = Scratch::new("tls");
+    let (cert, key) = self_signed(&scratch);
+    let node =
+        Node::start(&[("TLS_CERT_FILE", cert.to_str().unwrap()), ("TLS_KEY_FILE", key.to_str().unwrap())]);
+    assert!(node.log().contains("listening on https://"), "{}", node.log());
+    // Clients that connect and never start the handshake.
+    let stalled: Vec<TcpStream> = (0..5).map(|_| TcpStream::connect(node.addr).unwrap()).collect();
+    let root = ureq::tls::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap().to_owned();
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![root])))
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .build();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(tls)
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let url = format!("https://localhost:{}", node.addr.port());
+    let reply = agent.get(format!("{url}/healthz")).call().unwrap();
+    assert_eq!(reply.status().as_u16(), 200);
+    assert!(reply.headers().get("X-Corr-ID").is_some());
+    let mut reply = agent.get(format!("{url}/nowhere")).header("X-Corr-ID", "tls-1").call().unwrap();
+    assert_eq!(reply.status().as_u16(), 404);
+    let body: Value = serde_json::from_slice(&reply.body_mut().read_to_vec().unwrap()).unwrap();
+    assert_eq!(body["error"]["corr_id"], "tls-1");
+    let version: Value = serde_json::from_slice(
+        &agent.get(format!("{url}/version")).call().unwrap().body_mut().read_to_vec().unwrap(),
+    )
+    .unwrap();
+    assert!(version["features"].as_array().unwrap().contains(&Value::from("tls")), "{version}");
+    drop(stalled);
+    // A bad certificate file is a configuration error.
+    let out = run_cli(
+        &["serve"],
+        &[
+            ("BIND_ADDR", "127.0.0.1:0"),
+            ("TLS_CERT_FILE", key.to_str().unwrap()),
+            ("TLS_KEY_FILE", key.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}

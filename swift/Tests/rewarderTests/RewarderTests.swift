@@ -1,0 +1,27 @@
+// Smoke tests of the Swift package on a Mac (`swift test` after scripts/ffi-xcframework.sh).
+// The behaviour itself is tested through Kotlin and Rust on Linux; these check the linkage.
+
+import XCTest
+@testable import rewarder
+
+final class RewarderTests: XCTestCase {
+    func testContentIdOfNothingIsBlake3OfTheEmptyString() {
+        XCTAssertEqual(
+            contentId(bytes: Data()),
+            "b3:af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+        )
+    }
+
+    func testMalformedResultsAreInvalidWithTheirCode() {
+        XCTAssertThrowsError(try verifyResult(resultJson: "not json")) { error in
+            XCTAssertEqual((error as? RewarderError)?.apiCode, "malformed_json")
+        }
+    }
+
+    func testTheEmbeddedNodeStartsAndStopsTwice() throws {
+        let node = try EmbeddedNode(config: EmbeddedConfig(port: 0, requirePq: false, authKeys: nil))
+        XCTAssertTrue(node.baseUrl().hasPrefix("http://127.0.0.1:"))
+        node.stop()
+        node.stop()
+    }
+}

@@ -1,0 +1,116 @@
+"""Helpers shared by the performance scripts: free ports, node processes, HTTP, percentiles.
+
+Every script binds 127.0.0.1 only, bounds its loops in count and time, and stops what it starts.
+"""
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+
+
+def binary(name):
+    """Path of a release binary of the workspace (built by the caller's script)."""
+    path = os.path.join(TARGET, "release", name)
+    if not os.path.exists(path):
+        raise SystemExit(f"{path} missing: run `cargo build --release -p {name}` first")
+    return path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values, p):
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, int(round(p / 100.0 * len(s) + 0.5)) - 1))]
+
+
+def summary(values_ms):
+    return {
+        "n": len(values_ms),
+        "median_ms": round(percentile(values_ms, 50), 3),
+        "p95_ms": round(percentile(values_ms, 95), 3),
+        "p99_ms": round(percentile(values_ms, 99), 3),
+        "max_ms": round(max(values_ms), 3),
+    }
+
+
+def generate(scale, out_dir, epoch="demo", seed=0):
+    """Writes inputs.json and policy.json of a scale with the testkit; returns their bytes."""
+    subprocess.run(
+        [binary("rewarder-testkit"), "vectors", "--scale", scale, "--epoch", epoch, "--seed", str(seed), "--out", out_dir],
+        check=True,
+        stderr=subprocess.DEVNULL,
+    )
+    with open(os.path.join(out_dir, "inputs.json"), "rb") as f:
+        inputs = f.read()
+    with open(os.path.join(out_dir, "policy.json"), "rb") as f:
+        policy = f.read()
+    return inputs, policy
+
+
+class Node:
+    """A node process on a free loopback port, stopped (SIGTERM) on exit."""
+
+    def __init__(self, exe="rewarder-micronode", env=None, args=("serve",), wrap=()):
+        self.port = free_port()
+        full_env = dict(os.environ)
+        full_env.update({"BIND_ADDR": f"127.0.0.1:{self.port}", "LOG": "warn"})
+        full_env.update(env or {})
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            list(wrap) + [binary(exe)] + list(args), env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_ready(self.port, deadline_s=10)
+        self.ready_after_s = time.perf_counter() - self.started
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def wait_ready(port, deadline_s):
+    """Polls /readyz until 200 (tight loop: cold start is measured in milliseconds)."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < deadline_s:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            c.request("GET", "/readyz")
+            if c.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.0002)
+    raise SystemExit(f"node on port {port} not ready within {deadline_s}s")
+
+
+def request(conn, method, path, body=None, headers=None):
+    h = {"Content-Type": "application/json"} if body is not None else {}
+    h.update(headers or {})
+    conn.request(method, path, body=body, headers=h)
+    r = conn.getresponse()
+    return r.status, r.read()
+
+
+def upload(conn, inputs, policy):
+    s, b = request(conn, "PUT", "/rewarder/inputs", inputs)
+    assert s in (200, 201), (s, b[:300])
+    cid = json.loads(b)["inputs_cid"]
+    s, b = request(conn, "PUT", "/rewarder/policies", policy)
+    assert s in (200, 201), (s, b[:300])
+    p = json.loads(b)
+    return cid, p["policy_id"], p["policy_hash"]

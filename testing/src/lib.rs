@@ -1,0 +1,21 @@
+//! Test peers for svc-rewarder: a deterministic generator of realistic inputs and policy
+//! documents (CALCULUS.md §1) at fixed scales, for tests, benchmarks and load runs; and
+//! `ledger_sim`, the ledger side of API.md §4 with fault injection, for chaos tests.
+//!
+//! It does not compute rewards and is not a product ledger: the generator only produces bytes,
+//! identical for the same `(scale, epoch, seed)` on every machine and crate version, and the
+//! simulator only keeps what a test needs to check exactly-once delivery.
+//!
+//! ```
+//! use rewarder_testkit::{Scale, generate};
+//! let (inputs, policy) = generate(Scale::S, "demo", 7);
+//! assert_eq!((inputs, policy), generate(Scale::S, "demo", 7));
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod ledger_sim;
+pub mod rng;
+pub mod vectors;
+
+pub use vectors::{ParseScaleError, Scale, generate, is_valid_epoch};

@@ -6,10 +6,15 @@
 //! held at once, default 128), `DOCUMENTS_MAX_BYTES` (parsed documents kept in memory,
 //! default 268435456), `LEDGER_QUARANTINE_MAX` (intents the ledger quarantine queue holds
 //! before new non-dry runs are refused `503 overloaded`, default 100000) and `LEDGER_CA_FILE`
-//! (PEM certificates to trust for an `https://` `LEDGER_URL` instead of the Mozilla roots).
+//! (PEM certificates to trust for an `https://` `LEDGER_URL` instead of the Mozilla roots),
+//! and `HOT_KNOBS_FILE` (see [`FileReload`]).
 //!
-//! This module reads variables; it does not open files (keys and TLS certificates are loaded
-//! by their own modules from the paths it validated).
+//! `CONCURRENCY_COMPUTE_WORKERS` is read here for every node and used by the macronode only
+//! (the micronode and the embedded node serve on one request thread).
+//!
+//! This module reads variables; apart from the hot-knobs file of [`FileReload`] it does not
+//! open files (keys and TLS certificates are loaded by their own modules from the paths it
+//! validated).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -116,6 +121,11 @@ pub struct NodeConfig {
     pub allow_insecure_bind: bool,
     /// `LEDGER_*`.
     pub ledger: LedgerConfig,
+    /// `CONCURRENCY_COMPUTE_WORKERS`; `None` = the profile's default.
+    pub compute_workers: Option<usize>,
+    /// `HOT_KNOBS_FILE` (transport extension): where SIGHUP and `POST /rewarder/admin/reload`
+    /// read the hot knobs from, over the environment; `None` = the environment only.
+    pub hot_knobs_file: Option<PathBuf>,
 }
 
 /// The default `BIND_ADDR`.
@@ -124,6 +134,12 @@ pub const BIND_ADDR_DEFAULT: &str = "127.0.0.1:8080";
 pub const CONNECTIONS_MAX_DEFAULT: usize = 128;
 /// Shortest HS256 key accepted in `AUTH_KEYS` (RFC 7518 §3.2: at least the hash size).
 pub const AUTH_KEY_BYTES_MIN: usize = 32;
+/// Most `CONCURRENCY_COMPUTE_WORKERS` accepted.
+pub const COMPUTE_WORKERS_MAX: usize = 1024;
+/// Largest `HOT_KNOBS_FILE` read (three `KEY=VALUE` lines and comments fit many times over).
+pub const HOT_KNOBS_FILE_BYTES_MAX: u64 = 64 * 1024;
+/// The variables a hot-knobs file may set: exactly the knobs a reload changes (API.md §5).
+pub const HOT_KNOB_VARS: [&str; 3] = ["TENANT_RPS_MAX", "MAX_INFLIGHT", "WORK_QUEUE_MAX"];
 
 impl NodeConfig {
     /// The configuration from the process environment.
@@ -203,6 +219,11 @@ impl NodeConfig {
             log,
             allow_insecure_bind,
             ledger,
+            compute_workers: env
+                .get("CONCURRENCY_COMPUTE_WORKERS")
+                .map(|_| env.number("CONCURRENCY_COMPUTE_WORKERS", 1, 1, COMPUTE_WORKERS_MAX))
+                .transpose()?,
+            hot_knobs_file: env.get("HOT_KNOBS_FILE").map(PathBuf::from),
         })
     }
 }
@@ -217,6 +238,90 @@ impl rewarder_core::service::Reload for EnvReload {
         let lookup = |name: &str| std::env::var(name).ok();
         hot_knobs(&Env(&lookup)).map_err(|e| e.to_string())
     }
+}
+
+/// Re-reads the hot knobs from `HOT_KNOBS_FILE` over the process environment: the
+/// [`Reload`](rewarder_core::service::Reload) of a node started with that knob.
+///
+/// Why a file: a running process's environment never changes, so re-reading it only ever
+/// finds the start values. A file can change — in Kubernetes, a ConfigMap mounted as a volume
+/// is updated in place — and SIGHUP or `POST /rewarder/admin/reload` then applies it.
+///
+/// The file holds `KEY=VALUE` lines for [`HOT_KNOB_VARS`] only (blank lines and `#` comments
+/// allowed, values optionally in double quotes); a knob it does not set keeps its environment
+/// value (or default). Any other key, a repeated key, a malformed line, an unreadable file or
+/// one over [`HOT_KNOBS_FILE_BYTES_MAX`] refuses the whole reload, so the old knobs stay: the
+/// other knobs need a restart, and silently ignoring a line would hide a typo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileReload {
+    path: PathBuf,
+}
+
+impl FileReload {
+    /// A reload source reading `path` (not read until [`FileReload::read`]).
+    pub fn new(path: impl Into<PathBuf>) -> FileReload {
+        FileReload { path: path.into() }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// The hot knobs the file and the environment give now.
+    pub fn read(&self) -> Result<HotKnobs, ConfigError> {
+        let bad = |reason: String| ConfigError::new("HOT_KNOBS_FILE", format!("{}: {reason}", self.path.display()));
+        let text = read_bounded(&self.path, HOT_KNOBS_FILE_BYTES_MAX).map_err(|e| bad(e.to_string()))?;
+        let file = parse_knobs_file(&text).map_err(bad)?;
+        let lookup = |name: &str| file.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).or_else(|| std::env::var(name).ok());
+        hot_knobs(&Env(&lookup))
+    }
+}
+
+impl rewarder_core::service::Reload for FileReload {
+    fn hot_knobs(&self) -> Result<HotKnobs, String> {
+        self.read().map_err(|e| e.to_string())
+    }
+}
+
+/// Reads a whole file of at most `max` bytes.
+fn read_bounded(path: &std::path::Path, max: u64) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(path)?.take(max + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > max {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("larger than {max} bytes")));
+    }
+    Ok(text)
+}
+
+/// The `KEY=VALUE` pairs of a hot-knobs file (see [`FileReload`]).
+fn parse_knobs_file(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let n = i + 1;
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(format!("line {n} is not KEY=VALUE"));
+        };
+        let key = key.trim();
+        if !HOT_KNOB_VARS.contains(&key) {
+            return Err(format!(
+                "line {n}: {key:?} is not a hot knob (only {} reload; others need a restart)",
+                HOT_KNOB_VARS.join(", ")
+            ));
+        }
+        if pairs.iter().any(|(k, _)| k == key) {
+            return Err(format!("line {n}: {key} is set twice"));
+        }
+        let value = value.trim();
+        let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+        pairs.push((key.to_owned(), value.to_owned()));
+    }
+    Ok(pairs)
 }
 
 fn hot_knobs(env: &Env<'_>) -> Result<HotKnobs, ConfigError> {
@@ -390,6 +495,48 @@ mod tests {
         assert!(parse_auth_keys(&format!("k1:{KEY},k1:{KEY}")).is_err());
         assert!(parse_auth_keys(&format!("k 1:{KEY}")).is_err());
         assert!(parse_auth_keys(&format!("k1:{KEY}zz")).is_err());
+    }
+
+    #[test]
+    fn compute_workers_and_the_hot_knobs_file_are_read() {
+        let c = config(&[]).unwrap();
+        assert_eq!((c.compute_workers, c.hot_knobs_file), (None, None));
+        let c = config(&[("CONCURRENCY_COMPUTE_WORKERS", "3"), ("HOT_KNOBS_FILE", "/etc/hot.env")]).unwrap();
+        assert_eq!(c.compute_workers, Some(3));
+        assert_eq!(c.hot_knobs_file, Some(PathBuf::from("/etc/hot.env")));
+        for bad in ["0", "x", "1025"] {
+            let e = config(&[("CONCURRENCY_COMPUTE_WORKERS", bad)]).unwrap_err();
+            assert_eq!(e.var, "CONCURRENCY_COMPUTE_WORKERS", "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_hot_knobs_file_holds_only_hot_knobs_once_each() {
+        let pairs = parse_knobs_file("# knobs\n\nTENANT_RPS_MAX=7\n WORK_QUEUE_MAX = \"9\" \n").unwrap();
+        assert_eq!(
+            pairs,
+            vec![("TENANT_RPS_MAX".to_owned(), "7".to_owned()), ("WORK_QUEUE_MAX".to_owned(), "9".to_owned())]
+        );
+        assert!(parse_knobs_file("LEDGER_URL=http://x").unwrap_err().contains("not a hot knob"));
+        assert!(parse_knobs_file("MAX_INFLIGHT=1\nMAX_INFLIGHT=2").unwrap_err().contains("twice"));
+        assert!(parse_knobs_file("MAX_INFLIGHT").unwrap_err().contains("KEY=VALUE"));
+    }
+
+    #[test]
+    fn file_reload_reads_the_file_and_refuses_bad_values() {
+        let dir = std::env::temp_dir().join(format!("hot-knobs-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("hot.env");
+        let reload = FileReload::new(&path);
+        assert_eq!(reload.read().unwrap_err().var, "HOT_KNOBS_FILE", "a missing file is refused");
+        std::fs::write(&path, "TENANT_RPS_MAX=7\nWORK_QUEUE_MAX=3\n").unwrap();
+        let knobs = reload.read().unwrap();
+        assert_eq!((knobs.tenant_rps_max, knobs.work_queue_max), (7, 3));
+        std::fs::write(&path, "TENANT_RPS_MAX=0\n").unwrap();
+        assert_eq!(reload.read().unwrap_err().var, "TENANT_RPS_MAX");
+        std::fs::write(&path, vec![b'#'; HOT_KNOBS_FILE_BYTES_MAX as usize + 1]).unwrap();
+        assert!(reload.read().unwrap_err().reason.contains("larger than"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

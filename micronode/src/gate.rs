@@ -23,7 +23,17 @@
 //! one gate thread, never the request thread. Every refusal is the JSON error envelope with
 //! `X-Corr-ID`, followed by closing the connection.
 //!
-//! The gate does not decode bodies, check content types, or route: the dispatcher does.
+//! Admission, once the request is complete (the same for one request thread or a pool):
+//! - the open probes (`GET /healthz`, `/readyz`, `/metrics`, `/version` without a body) are
+//!   answered by the gate thread itself through [`Service::handle`]: they need no token, cost
+//!   microseconds, and must answer while every request thread is busy (a liveness probe
+//!   stuck behind a queue of computes would get a loaded node restarted);
+//! - every other request enters the bounded work queue ([`crate::queue`]) before it is
+//!   forwarded; when `WORK_QUEUE_MAX` requests already wait for a request thread it is
+//!   answered `503 overloaded` at once, on the kept-alive connection.
+//!
+//! The gate does not decode bodies, check content types, authenticate, or route anything but
+//! the probes: the dispatcher does.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -33,8 +43,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rewarder_core::Code;
-use rewarder_core::service::{Response, Service};
+use rewarder_core::service::{Rejection, Response, Service};
 
+use crate::queue::WorkQueue;
 use crate::wire::{self, CORR_ID_HEADER};
 
 /// The header carrying the per-process token from the gate to the dispatcher.
@@ -102,6 +113,8 @@ pub(crate) struct Shared {
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) stop: AtomicBool,
     pub(crate) active: AtomicUsize,
+    /// Requests forwarded and not yet picked up by a request thread.
+    pub(crate) queue: WorkQueue,
     held_bytes: AtomicUsize,
 }
 
@@ -121,12 +134,18 @@ impl Shared {
             tls,
             stop: AtomicBool::new(false),
             active: AtomicUsize::new(0),
+            queue: WorkQueue::default(),
             held_bytes: AtomicUsize::new(0),
         }
     }
 
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::Acquire)
+    }
+
+    /// Publishes the work queue's depth as the `queue_depth` gauge.
+    pub(crate) fn publish_queue_depth(&self) {
+        self.service.metrics().set_queue_depth(self.queue.depth() as u64);
     }
 }
 
@@ -594,7 +613,7 @@ fn serve_connection(tcp: TcpStream, shared: &Shared) {
                 return;
             }
         };
-        let exchanged = backend_exchange(&mut backend, shared, &head, &body);
+        let exchanged = admit(&mut backend, shared, &head, &body);
         drop(body);
         drop(held);
         let response = match exchanged {
@@ -627,6 +646,70 @@ fn serve_connection(tcp: TcpStream, shared: &Shared) {
             return;
         }
     }
+}
+
+/// The routes the gate answers itself (see the module docs).
+const PROBE_ROUTES: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/version"];
+
+/// Answers a complete request: a probe on this thread, anything else through the work queue
+/// and the dispatcher, or `503 overloaded` when the queue is full.
+fn admit(
+    backend: &mut Option<Backend>,
+    shared: &Shared,
+    head: &Head,
+    body: &[u8],
+) -> io::Result<BackendResponse> {
+    let service = &shared.service;
+    if head.method == "GET" && body.is_empty() && PROBE_ROUTES.contains(&Service::route_label(&head.target)) {
+        return Ok(answer_probe(shared, head));
+    }
+    let max = usize::try_from(service.hot().work_queue_max).unwrap_or(usize::MAX);
+    let Some(entry) = shared.queue.enter(max) else {
+        service.metrics().reject(Rejection::QueueFull);
+        service.record_http(&head.target, 503);
+        // Debug, not info: under a flood this thread must not wait on the log.
+        tracing::debug!(corr_id = head.corr_id, work_queue_max = max, "refused: the work queue is full");
+        let error = rewarder_core::Error::new(Code::Overloaded, "the work queue is full; retry shortly")
+            .with_detail("retry_after", QUEUE_FULL_RETRY_AFTER_S)
+            .with_detail("reason", Rejection::QueueFull.as_str());
+        return Ok(local(&Response::error(&error, &head.corr_id), &head.corr_id));
+    };
+    shared.publish_queue_depth();
+    let exchanged = backend_exchange(backend, shared, head, body);
+    drop(entry);
+    shared.publish_queue_depth();
+    exchanged
+}
+
+/// Seconds a client refused by a full work queue is told to wait.
+const QUEUE_FULL_RETRY_AFTER_S: u32 = 1;
+
+/// A probe answered by the service on the gate thread; a panic is `500 internal`.
+fn answer_probe(shared: &Shared, head: &Head) -> BackendResponse {
+    let service = &shared.service;
+    // The gauge is exact whenever it is scraped.
+    shared.publish_queue_depth();
+    let request = rewarder_core::service::Request {
+        method: &head.method,
+        url: &head.target,
+        authorization: None,
+        body: &[],
+        corr_id: &head.corr_id,
+    };
+    let response = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| service.handle(&request)))
+        .unwrap_or_else(|_| {
+            tracing::error!(corr_id = head.corr_id, "the probe handler panicked");
+            service.record_http(&head.target, 500);
+            wire::error_response(Code::Internal, "internal error", &head.corr_id)
+        });
+    local(&response, &head.corr_id)
+}
+
+/// A response made on this side of the dispatcher, in the dispatcher's shape.
+fn local(response: &Response, corr_id: &str) -> BackendResponse {
+    let mut head = wire::raw_response(response, corr_id, false);
+    let body = head.split_off(head.len() - response.body.len());
+    BackendResponse { head, body }
 }
 
 fn refuse(client: &mut Client, shared: &Shared, corr_id: &str, route: &str, refusal: Refusal) {

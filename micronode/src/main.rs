@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use rewarder_micronode::config::parse_auth_keys;
 use rewarder_micronode::node::{self, NodeError};
+use rewarder_micronode::token::{self, MintError};
 use rewarder_micronode::{demo, keys, offline};
 
 #[derive(Parser)]
@@ -115,29 +115,11 @@ fn mint_token(
     ttl: u64,
     nbf_in: Option<u64>,
 ) -> Result<Vec<u8>, Failure> {
-    use rewarder_core::service::auth;
-    if !auth::valid_tenant(tenant) {
-        return Err(Failure::Usage(format!("--tenant {tenant:?}: 1-64 chars of [A-Za-z0-9._-]")));
+    match token::mint_from_env(kid, tenant, scope, ttl, nbf_in) {
+        Ok(token) => Ok(token.into_bytes()),
+        Err(e @ MintError::Clock) => Err(Failure::Runtime(e.to_string())),
+        Err(MintError::Usage(m)) => Err(Failure::Usage(m)),
     }
-    if !auth::valid_scopes(scope) {
-        return Err(Failure::Usage(format!(
-            "--scope {scope:?}: a space-separated subset of \"compute read admin\""
-        )));
-    }
-    let raw = std::env::var("AUTH_KEYS").unwrap_or_default();
-    if raw.is_empty() {
-        return Err(Failure::Usage("AUTH_KEYS: unset; mint-token signs with one of its keys".into()));
-    }
-    let keys = parse_auth_keys(&raw).map_err(|e| Failure::Usage(e.to_string()))?;
-    let Some((_, key)) = keys.iter().find(|(k, _)| k == kid) else {
-        return Err(Failure::Usage(format!("--kid {kid:?} is not in AUTH_KEYS")));
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|_| Failure::Runtime("the system clock is before 1970".into()))?
-        .as_secs();
-    let token = auth::mint(kid, key, tenant, scope, now + ttl, nbf_in.map(|s| now + s));
-    Ok(token.into_bytes())
 }
 
 fn main() -> ExitCode {

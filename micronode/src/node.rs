@@ -1,25 +1,30 @@
-//! The micronode process: signals first, then logging, keys, the amnesia directory, the
-//! service (with the ledger client when `LEDGER_URL` is set), the server on one request
-//! thread and the ledger drain thread; SIGHUP reloads the hot knobs; SIGTERM or SIGINT stops
-//! accepting, finishes what is in flight, stops the drain thread, removes the amnesia
-//! directory, and returns (exit 0).
+//! The node process, micronode or macronode: signals first, then logging, keys, where
+//! artifacts go (the micronode's amnesia directory, or memory only), the service (with the
+//! ledger client when `LEDGER_URL` is set), the server on its request thread(s) and the ledger
+//! drain thread; SIGHUP reloads the hot knobs; SIGTERM or SIGINT stops accepting, finishes what
+//! is in flight, stops the drain thread, removes the amnesia directory, and returns (exit 0).
 //!
-//! The quarantine queue lives in memory only (amnesia): intents still queued at exit are
-//! dropped, and logged as such. That is safe by construction: a client that did not see its
-//! run `emitted` re-sends the compute, the node recomputes the same run (same run id, same
-//! amounts), and the ledger's idempotency keys answer `dup` for whatever was already paid.
+//! The two profiles differ only by a [`Flavor`]: the profile `/version` reports, how many
+//! request threads serve (one, or the macronode's pool), and whether an amnesia directory is
+//! created. Everything else — configuration, keys, ledger, signals, the transport and its
+//! admission control — is the same code.
+//!
+//! The quarantine queue lives in memory only: intents still queued at exit are dropped, and
+//! logged as such. That is safe by construction: a client that did not see its run `emitted`
+//! re-sends the compute, a node recomputes the same run (same run id, same amounts), and the
+//! ledger's idempotency keys answer `dup` for whatever was already paid.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rewarder_core::service::{Config, EgressConfig, Profile, Service};
+use rewarder_core::service::{Artifacts, Config, EgressConfig, Profile, Reload, Service};
 use rewarder_core::{Limits, SigningKeys};
 
 use crate::amnesia::AmnesiaDir;
 use crate::clock::SystemClock;
-use crate::config::{EnvReload, LedgerConfig, LogFormat, NodeConfig};
+use crate::config::{EnvReload, FileReload, LedgerConfig, LogFormat, NodeConfig};
 use crate::ledger::{DrainThread, HttpLedger, SystemPacer};
 use crate::server::{GateLimits, RunningServer, Server, ServerOptions};
 use crate::{keys, tls};
@@ -104,21 +109,76 @@ pub fn egress_config(ledger: &LedgerConfig) -> EgressConfig {
     }
 }
 
+/// The reload source of a node: `HOT_KNOBS_FILE` over the environment when set, else the
+/// environment.
+pub fn reload_source(config: &NodeConfig) -> Arc<dyn Reload> {
+    match &config.hot_knobs_file {
+        Some(path) => Arc::new(FileReload::new(path)),
+        None => Arc::new(EnvReload),
+    }
+}
+
 /// Batches the drain thread re-sends per call at most.
 const DRAIN_BATCHES_PER_CALL: usize = 4;
 
-/// A running micronode.
+/// What differs between the node profiles a process can run; everything else is shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// One request thread; artifacts in the amnesia directory, removed on exit.
+    Micronode,
+    /// `workers` request threads sharing one bounded work queue; artifacts in memory only.
+    Macronode {
+        /// Request threads (`CONCURRENCY_COMPUTE_WORKERS`, resolved by the macronode).
+        workers: usize,
+    },
+}
+
+impl Flavor {
+    /// The profile `/version`, `/readyz` and `build_info` report.
+    pub fn profile(self) -> Profile {
+        match self {
+            Flavor::Micronode => Profile::Micronode,
+            Flavor::Macronode { .. } => Profile::Macronode,
+        }
+    }
+
+    /// Request threads.
+    pub fn workers(self) -> usize {
+        match self {
+            Flavor::Micronode => 1,
+            Flavor::Macronode { workers } => workers.max(1),
+        }
+    }
+}
+
+/// Keeps artifacts in memory only, by design (the macronode is not amnesic and writes no
+/// directory): every artifact counts as kept, so `amnesia_spill_total` stays 0.
+struct MemoryStore;
+
+impl Artifacts for MemoryStore {
+    fn keep(&self, _: &str, _: &[u8]) -> bool {
+        true
+    }
+}
+
+/// A running node.
 pub struct Node {
     server: RunningServer,
     service: Arc<Service>,
-    amnesia: Arc<AmnesiaDir>,
+    /// The micronode's amnesia directory; `None` for a macronode.
+    amnesia: Option<Arc<AmnesiaDir>>,
     drain: Option<DrainThread>,
     url: String,
 }
 
 impl Node {
-    /// Starts a node from `config`, bound to `bind` (usually `config.bind_addr`).
+    /// Starts a micronode from `config`, bound to `bind` (usually `config.bind_addr`).
     pub fn start(config: &NodeConfig, bind: SocketAddr) -> Result<Node, NodeError> {
+        Node::start_flavor(config, bind, Flavor::Micronode)
+    }
+
+    /// Starts a node of `flavor` from `config`, bound to `bind`.
+    pub fn start_flavor(config: &NodeConfig, bind: SocketAddr, flavor: Flavor) -> Result<Node, NodeError> {
         let keys = signing_keys(config)?;
         let tls = match &config.tls {
             Some(files) => Some(tls::server_config(&files.cert, &files.key).map_err(NodeError::Config)?),
@@ -130,16 +190,34 @@ impl Node {
             source = if config.signing_key_file.is_some() { "SIGNING_KEY_FILE" } else { "fresh" },
             "signing keys"
         );
-        let amnesia = AmnesiaDir::create(config.amnesia_dir.as_deref(), config.documents_max_bytes as u64)
-            .map_err(|e| NodeError::Config(format!("AMNESIA_DIR: {e}")))?;
-        let amnesia = Arc::new(amnesia);
-        tracing::info!(dir = %amnesia.path().display(), "amnesia directory");
+        let reload = reload_source(config);
+        let hot = if config.hot_knobs_file.is_some() {
+            reload.hot_knobs().map_err(NodeError::Config)?
+        } else {
+            config.hot
+        };
+        let (amnesia, artifacts): (_, Arc<dyn Artifacts>) = match flavor {
+            Flavor::Micronode => {
+                let dir =
+                    AmnesiaDir::create(config.amnesia_dir.as_deref(), config.documents_max_bytes as u64)
+                        .map_err(|e| NodeError::Config(format!("AMNESIA_DIR: {e}")))?;
+                let dir = Arc::new(dir);
+                tracing::info!(dir = %dir.path().display(), "amnesia directory");
+                (Some(Arc::clone(&dir)), dir as _)
+            }
+            Flavor::Macronode { .. } => {
+                if config.amnesia_dir.is_some() {
+                    tracing::warn!("AMNESIA_DIR is ignored: the macronode keeps documents in memory only");
+                }
+                (None, Arc::new(MemoryStore) as _)
+            }
+        };
         let mut features = vec!["gzip"];
         if tls.is_some() {
             features.push("tls");
         }
         let service_config = Config {
-            profile: Profile::Micronode,
+            profile: flavor.profile(),
             auth_keys: config.auth_keys.clone(),
             limits: Limits::UNBOUNDED,
             req_body_max_bytes: config.req_body_max_bytes,
@@ -147,15 +225,10 @@ impl Node {
             runs_max: config.runs_max,
             documents_max_bytes: config.documents_max_bytes,
             keys,
-            hot: config.hot,
+            hot,
             features,
         };
-        let mut service = Service::new(
-            service_config,
-            Arc::new(SystemClock::new()),
-            Arc::clone(&amnesia) as _,
-            Arc::new(EnvReload),
-        );
+        let mut service = Service::new(service_config, Arc::new(SystemClock::new()), artifacts, reload);
         if let Some(ledger_url) = &config.ledger.url {
             let deadline = Duration::from_millis(config.ledger.deadline_ms);
             let client = HttpLedger::new(ledger_url, deadline, config.ledger.ca_file.as_deref())
@@ -174,7 +247,7 @@ impl Node {
         }
         let service = Arc::new(service);
         let options = ServerOptions {
-            workers: 1,
+            workers: flavor.workers(),
             decomp_ratio_max: config.decomp_ratio_max,
             limits: GateLimits { connections_max: config.connections_max, ..GateLimits::default() },
             tls: tls.clone(),
@@ -202,7 +275,15 @@ impl Node {
         };
         // A plain line, whatever LOG_FORMAT says: scripts and tests read the port from it.
         eprintln!("listening on {url}");
-        tracing::info!(url, auth = config.auth_keys.is_some(), pq = config.require_pq_on, "micronode ready");
+        tracing::info!(
+            url,
+            profile = flavor.profile().as_str(),
+            workers = flavor.workers(),
+            ?hot,
+            auth = config.auth_keys.is_some(),
+            pq = config.require_pq_on,
+            "node ready"
+        );
         Ok(Node { server, service, amnesia, drain, url })
     }
 
@@ -245,31 +326,40 @@ impl Node {
             if left > 0 {
                 tracing::warn!(
                     intents = left,
-                    "quarantined intents dropped at exit (amnesia): clients re-send their computes; \
-                     the ledger's keys dedupe"
+                    "quarantined intents dropped at exit (kept in memory only): clients re-send \
+                     their computes; the ledger's keys dedupe"
                 );
             }
         }
-        let removed = self.amnesia.remove();
+        let removed = self.amnesia.as_ref().map(|dir| (dir.remove(), dir.path().to_path_buf()));
         drop(self.server);
         drop(self.service);
         match removed {
-            Ok(()) => {
+            None => {
+                tracing::info!("stopped");
+                Ok(())
+            }
+            Some((Ok(()), _)) => {
                 tracing::info!("stopped; amnesia directory removed");
                 Ok(())
             }
-            Err(e) => {
-                Err(NodeError::Runtime(format!("cannot remove {}: {e}", self.amnesia.path().display())))
-            }
+            Some((Err(e), path)) => Err(NodeError::Runtime(format!("cannot remove {}: {e}", path.display()))),
         }
     }
 }
 
-/// `serve`: the configuration from the environment, then serve until a signal.
+/// `serve`: the configuration from the environment, then a micronode until a signal.
 pub fn serve() -> Result<(), NodeError> {
+    serve_as(|_| Ok(Flavor::Micronode))
+}
+
+/// `serve` for any profile: signals, the configuration from the environment, logging, then
+/// the node of the flavor `flavor` chooses from that configuration, until a signal.
+pub fn serve_as(flavor: impl FnOnce(&NodeConfig) -> Result<Flavor, NodeError>) -> Result<(), NodeError> {
     let signals = Signals::register()?;
     let config = NodeConfig::from_env().map_err(|e| NodeError::Config(e.to_string()))?;
     init_logging(&config);
-    let node = Node::start(&config, config.bind_addr)?;
+    let flavor = flavor(&config)?;
+    let node = Node::start_flavor(&config, config.bind_addr, flavor)?;
     node.run_until_signalled(&signals)
 }

@@ -3,6 +3,10 @@
 //! The micronode runs one worker, the macronode a pool, the embedded node one worker on a
 //! background thread; nothing else differs.
 //!
+//! The workers share one bounded work queue (`WORK_QUEUE_MAX`, see [`crate::queue`]): the
+//! gate admits a request into it or answers `503 overloaded` at once, and a worker takes it
+//! out when it picks the request up. The open probes never queue (the gate answers them).
+//!
 //! Per request, the dispatcher: checks the gate token; takes the correlation id; for a
 //! body-carrying `PUT`/`POST` requires `Content-Type: application/json`; accepts
 //! `Content-Encoding` identity or gzip and inflates gzip under both the body cap and
@@ -116,8 +120,11 @@ impl Server {
         }
         let listener = TcpListener::bind(addr)?;
         let local_addr = listener.local_addr()?;
-        let http =
-            tiny_http::Server::http(SocketAddr::from(([127, 0, 0, 1], 0))).map_err(io::Error::other)?;
+        let backend_listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        // Accepted sockets inherit TCP_NODELAY from the listener (Linux); without it tiny_http's
+        // separate head and body writes wait on the gate's delayed ACK: 40 ms per response.
+        socket2::SockRef::from(&backend_listener).set_tcp_nodelay(true)?;
+        let http = tiny_http::Server::from_listener(backend_listener, None).map_err(io::Error::other)?;
         let backend =
             http.server_addr().to_ip().ok_or_else(|| io::Error::other("tiny_http is not on TCP"))?;
         let mut token = [0u8; 16];
@@ -290,6 +297,11 @@ impl Dispatcher<'_> {
         };
         let corr_id = wire::corr_id_or_fresh(header(CORR_ID_HEADER).as_deref());
         let from_gate = header(GATE_TOKEN_HEADER).is_some_and(|t| t == self.shared.token);
+        // Out of the work queue now; uncounted just before the answer is written (see `queue`).
+        let picked = from_gate.then(|| self.shared.queue.pick());
+        if picked.is_some() {
+            self.shared.publish_queue_depth();
+        }
         let content_type = header("Content-Type");
         let content_encoding = header("Content-Encoding");
         let authorization = header("Authorization");
@@ -340,6 +352,7 @@ impl Dispatcher<'_> {
             }
         };
         tracing::debug!(corr_id, method, status = response.status, "answered");
+        drop(picked);
         if let Err(e) = request.respond(to_tiny(response, &corr_id)) {
             tracing::debug!(corr_id, error = %e, "the client went away before the answer");
         }

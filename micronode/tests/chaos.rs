@@ -210,7 +210,7 @@ fn try_compute(addr: SocketAddr, epoch: &str, body: &[u8]) -> std::io::Result<Re
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(EXCHANGE_TIMEOUT))?;
     stream.write_all(&request_bytes("POST", &path, &[JSON], Some(body)))?;
-    read_reply(&mut stream)
+    read_reply(&mut BufReader::new(stream))
 }
 
 /// Stores and computes an epoch.

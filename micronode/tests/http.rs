@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -193,17 +193,18 @@ fn keep_alive_and_pipelined_requests_are_answered_in_order() {
     let two =
         b"GET /healthz HTTP/1.1\r\nX-Corr-ID: one\r\n\r\nGET /nowhere HTTP/1.1\r\nX-Corr-ID: two\r\n\r\n";
     stream.write_all(two).unwrap();
-    let first = read_reply(&mut stream).unwrap();
-    let second = read_reply(&mut stream).unwrap();
+    let mut replies = BufReader::new(&stream);
+    let first = read_reply(&mut replies).unwrap();
+    let second = read_reply(&mut replies).unwrap();
     assert_eq!((first.status, first.header("X-Corr-ID")), (200, Some("one")));
     assert_eq!((second.status, second.header("X-Corr-ID")), (404, Some("two")));
     assert_eq!(first.header("Connection"), None, "kept alive");
     // HTTP/1.0 without keep-alive is closed after its answer.
-    stream.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
-    let third = read_reply(&mut stream).unwrap();
+    (&stream).write_all(b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+    let third = read_reply(&mut replies).unwrap();
     assert_eq!(third.status, 200);
     let mut rest = Vec::new();
-    assert_eq!(stream.read_to_end(&mut rest).unwrap(), 0, "closed after an HTTP/1.0 answer");
+    assert_eq!(replies.read_to_end(&mut rest).unwrap(), 0, "closed after an HTTP/1.0 answer");
 }
 
 #[test]
@@ -221,7 +222,7 @@ fn expect_100_continue_is_honoured() {
     stream.read_exact(&mut interim).unwrap();
     assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
     stream.write_all(&policy).unwrap();
-    assert_eq!(read_reply(&mut stream).unwrap().status, 201);
+    assert_eq!(read_reply(&mut BufReader::new(&stream)).unwrap().status, 201);
 }
 
 #[test]
@@ -338,7 +339,7 @@ fn sigterm_finishes_the_request_in_flight() {
     node.signal("TERM");
     thread::sleep(Duration::from_millis(300));
     stream.write_all(&policy[10..]).unwrap();
-    let reply = read_reply(&mut stream).unwrap();
+    let reply = read_reply(&mut BufReader::new(&stream)).unwrap();
     assert_eq!(reply.status, 201);
     assert_eq!(reply.header("Connection"), Some("close"));
     let status = node.wait(Duration::from_secs(10)).expect("exits after SIGTERM");

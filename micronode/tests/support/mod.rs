@@ -269,24 +269,23 @@ pub fn raw(addr: SocketAddr, request: &[u8]) -> Reply {
     stream.set_write_timeout(Some(EXCHANGE_TIMEOUT)).unwrap();
     // The server may answer (and close) before taking all of an oversize request.
     let _ = stream.write_all(request);
-    read_reply(&mut stream).expect("a response")
+    read_reply(&mut BufReader::new(&mut stream)).expect("a response")
 }
 
 /// Reads one response (head + Content-Length body) from `stream`.
-pub fn read_reply(stream: &mut impl Read) -> std::io::Result<Reply> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p;
-        }
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
+pub fn read_reply(stream: &mut impl BufRead) -> std::io::Result<Reply> {
+    // Byte-exact: a pipelined reply right behind this one must stay in the reader.
+    let mut head = Vec::new();
+    loop {
+        let before = head.len();
+        if stream.read_until(b'\n', &mut head)? == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        if &head[before..] == b"\r\n" {
+            break;
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
     let mut lines = head.split("\r\n");
     let status: u16 = lines.next().unwrap()[9..12].parse().unwrap();
     let headers: Vec<(String, String)> = lines
@@ -297,15 +296,8 @@ pub fn read_reply(stream: &mut impl Read) -> std::io::Result<Reply> {
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
         .map_or(0, |(_, v)| v.parse().unwrap());
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < length {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    body.truncate(length);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body)?;
     Ok(Reply { status, headers, body })
 }
 

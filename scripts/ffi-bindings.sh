@@ -7,13 +7,20 @@
 #
 # The release library is built without the `cli` feature (the generator runs from the debug
 # build), so the release profile does not compile the generator's dependencies.
+# FFI_PROFILE=debug uses the debug library instead (the one `cargo test --workspace` already
+# builds): a quicker gate where the release build would be the slowest step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build -p rewarder-ffi --release --lib --locked --no-default-features --features embedded
+profile="${FFI_PROFILE:-release}"
+case "$profile" in
+  release) cargo build -p rewarder-ffi --release --lib --locked --no-default-features --features embedded ;;
+  debug) cargo build -p rewarder-ffi --lib --locked ;;
+  *) echo "ffi-bindings: FFI_PROFILE must be release or debug, not $profile" >&2; exit 2 ;;
+esac
 case "$(uname -s)" in
-  Darwin) lib="target/release/librewarder_ffi.dylib" ;;
-  *) lib="target/release/librewarder_ffi.so" ;;
+  Darwin) lib="target/$profile/librewarder_ffi.dylib" ;;
+  *) lib="target/$profile/librewarder_ffi.so" ;;
 esac
 [ -f "$lib" ] || { echo "ffi-bindings: $lib was not built" >&2; exit 1; }
 

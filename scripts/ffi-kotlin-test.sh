@@ -2,7 +2,8 @@
 # The Kotlin JVM tests of the bindings, run on this host as Android local unit tests run:
 # builds the library and generates the bindings (scripts/ffi-bindings.sh), compiles the
 # generated Kotlin + android/src/main + android/src/test with kotlinc, and runs every
-# *Test class under JUnit 4 with JNA loading target/release/librewarder_ffi.so.
+# *Test class under JUnit 4 with JNA loading target/release/librewarder_ffi.so
+# (target/debug/… with FFI_PROFILE=debug, see scripts/ffi-bindings.sh).
 #
 #   bash scripts/ffi-kotlin-test.sh     # ends with "kotlin: N passed, N failed"
 #
@@ -32,6 +33,6 @@ for f in android/src/test/kotlin/rewarder/android/*Test.kt; do
   tests+=("rewarder.android.$(basename "$f" .kt)")
 done
 echo "ffi-kotlin-test: running ${tests[*]}" >&2
-java -Djna.library.path="$root/target/release" -Djna.nosys=true -Drewarder.vectors="$vectors" \
+java -Djna.library.path="$root/target/${FFI_PROFILE:-release}" -Djna.nosys=true -Drewarder.vectors="$vectors" \
   -cp "$classes:$KOTLIN_LIB/kotlin-stdlib.jar:$FFI_JVM_CP" \
   rewarder.android.HostTestMainKt "${tests[@]}"

@@ -9,7 +9,8 @@
 #
 #   bash scripts/ffi-swift-check.sh     # ends with "swift-check: N passed, N failed"
 #
-# FFI_SKIP_BUILD=1 reuses the library and bindings built before.
+# FFI_SKIP_BUILD=1 reuses the library and bindings built before; FFI_PROFILE=debug checks
+# against the debug library (see scripts/ffi-bindings.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,8 +18,8 @@ cd "$(dirname "$0")/.."
 gen="build/bindings/swift"
 pkg="swift"
 case "$(uname -s)" in
-  Darwin) lib="target/release/librewarder_ffi.dylib" ;;
-  *) lib="target/release/librewarder_ffi.so" ;;
+  Darwin) lib="target/${FFI_PROFILE:-release}/librewarder_ffi.dylib" ;;
+  *) lib="target/${FFI_PROFILE:-release}/librewarder_ffi.so" ;;
 esac
 cp "$gen/rewarder.swift" "$pkg/Sources/rewarder/rewarder.swift"
 

@@ -11,7 +11,7 @@ rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup com
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 
 # Debian packages, installed only when missing (the list grows with the project).
-apt_packages=()
+apt_packages=(nginx-light)  # nginx: the balancer of the macronode fleet test
 missing=()
 for p in "${apt_packages[@]}" "${need_apt[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

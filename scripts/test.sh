@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
-# The project's test command (README "Test"): every test of every crate.
+# The project's test command (README "Test"): every test of every crate, then what only a
+# script can check — the Kotlin bindings on the JVM, the Swift package layout, the Android
+# static library and core under qemu-aarch64, the deploy rules, and the instruction-count gate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo test --workspace --all-targets --locked
+FFI_PROFILE=debug bash scripts/ffi-kotlin-test.sh
+FFI_PROFILE=debug bash scripts/ffi-swift-check.sh
+bash scripts/ffi-portability.sh
+bash scripts/check-deploy.sh
+bash scripts/perf-gate.sh

@@ -725,6 +725,7 @@ fn reload_swaps_knobs_or_keeps_the_old_ones() {
     assert_eq!(a.status(), 200);
     assert_eq!(a.json, json!({"tenant_rps_max": 7, "max_inflight": 3, "work_queue_max": 11}));
     assert_eq!(n.service.hot(), new);
+    assert_eq!(metric(&n.metrics(), "work_queue_max"), 11, "the gauge follows the knob");
 
     *n.reload.next.lock().unwrap() = Err("TENANT_RPS_MAX=abc is not a number".into());
     let a = n.call("POST", "/rewarder/admin/reload", None, b"");
@@ -732,6 +733,7 @@ fn reload_swaps_knobs_or_keeps_the_old_ones() {
     assert!(a.json["error"]["message"].as_str().unwrap().contains("TENANT_RPS_MAX=abc"));
     assert_eq!(a.json["error"]["details"]["kept"]["tenant_rps_max"], 7);
     assert_eq!(n.service.hot(), new);
+    assert_eq!(metric(&n.metrics(), "work_queue_max"), 11, "a refused reload keeps the gauge");
     assert!(n.service.reload_now().is_err());
 
     *n.reload.next.lock().unwrap() = Ok(start);
@@ -742,7 +744,7 @@ fn reload_swaps_knobs_or_keeps_the_old_ones() {
 // ---------------------------------------------------------------------------------------------
 // Metrics
 
-const METRIC_NAMES: [&str; 14] = [
+const METRIC_NAMES: [&str; 15] = [
     "reward_compute_latency_seconds",
     "reward_runs_total",
     "reward_invariant_fail_total",
@@ -752,6 +754,7 @@ const METRIC_NAMES: [&str; 14] = [
     "ledger_degraded",
     "quarantine_queue_depth",
     "queue_depth",
+    "work_queue_max",
     "inflight",
     "rejected_total",
     "http_requests_total",

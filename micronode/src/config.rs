@@ -270,10 +270,13 @@ impl FileReload {
 
     /// The hot knobs the file and the environment give now.
     pub fn read(&self) -> Result<HotKnobs, ConfigError> {
-        let bad = |reason: String| ConfigError::new("HOT_KNOBS_FILE", format!("{}: {reason}", self.path.display()));
+        let bad =
+            |reason: String| ConfigError::new("HOT_KNOBS_FILE", format!("{}: {reason}", self.path.display()));
         let text = read_bounded(&self.path, HOT_KNOBS_FILE_BYTES_MAX).map_err(|e| bad(e.to_string()))?;
         let file = parse_knobs_file(&text).map_err(bad)?;
-        let lookup = |name: &str| file.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).or_else(|| std::env::var(name).ok());
+        let lookup = |name: &str| {
+            file.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).or_else(|| std::env::var(name).ok())
+        };
         hot_knobs(&Env(&lookup))
     }
 }
@@ -515,7 +518,10 @@ mod tests {
         let pairs = parse_knobs_file("# knobs\n\nTENANT_RPS_MAX=7\n WORK_QUEUE_MAX = \"9\" \n").unwrap();
         assert_eq!(
             pairs,
-            vec![("TENANT_RPS_MAX".to_owned(), "7".to_owned()), ("WORK_QUEUE_MAX".to_owned(), "9".to_owned())]
+            vec![
+                ("TENANT_RPS_MAX".to_owned(), "7".to_owned()),
+                ("WORK_QUEUE_MAX".to_owned(), "9".to_owned())
+            ]
         );
         assert!(parse_knobs_file("LEDGER_URL=http://x").unwrap_err().contains("not a hot knob"));
         assert!(parse_knobs_file("MAX_INFLIGHT=1\nMAX_INFLIGHT=2").unwrap_err().contains("twice"));

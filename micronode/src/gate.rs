@@ -650,6 +650,8 @@ fn serve_connection(tcp: TcpStream, shared: &Shared) {
 
 /// The routes the gate answers itself (see the module docs).
 const PROBE_ROUTES: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/version"];
+/// Seconds a client refused by a full work queue is told to wait.
+const QUEUE_FULL_RETRY_AFTER_S: u32 = 1;
 
 /// Answers a complete request: a probe on this thread, anything else through the work queue
 /// and the dispatcher, or `503 overloaded` when the queue is full.
@@ -680,9 +682,6 @@ fn admit(
     shared.publish_queue_depth();
     exchanged
 }
-
-/// Seconds a client refused by a full work queue is told to wait.
-const QUEUE_FULL_RETRY_AFTER_S: u32 = 1;
 
 /// A probe answered by the service on the gate thread; a panic is `500 internal`.
 fn answer_probe(shared: &Shared, head: &Head) -> BackendResponse {

@@ -230,6 +230,7 @@ pub struct Metrics {
     ledger_degraded: AtomicBool,
     quarantine_depth: AtomicU64,
     queue_depth: AtomicU64,
+    work_queue_max: AtomicU64,
     rejected: Vec<AtomicU64>,
     http: Vec<AtomicU64>,
     amnesia_spill: AtomicU64,
@@ -256,6 +257,7 @@ impl Metrics {
             ledger_degraded: AtomicBool::new(false),
             quarantine_depth: AtomicU64::new(0),
             queue_depth: AtomicU64::new(0),
+            work_queue_max: AtomicU64::new(0),
             rejected: counters(Rejection::ALL.len()),
             http: counters(HTTP_SLOTS),
             amnesia_spill: AtomicU64::new(0),
@@ -265,6 +267,12 @@ impl Metrics {
     /// Sets `queue_depth`: requests waiting in the host's work queue.
     pub fn set_queue_depth(&self, depth: u64) {
         self.queue_depth.store(depth, Ordering::Relaxed);
+    }
+
+    /// Sets `work_queue_max`: the `WORK_QUEUE_MAX` in force, so alerts can compare
+    /// `queue_depth` with it (the service sets it at start and on every accepted reload).
+    pub(crate) fn set_work_queue_max(&self, max: u32) {
+        self.work_queue_max.store(u64::from(max), Ordering::Relaxed);
     }
 
     /// Counts one shed request under `rejected_total{reason}`.
@@ -368,6 +376,8 @@ impl Metrics {
         sample(&mut out, "quarantine_queue_depth", load(&self.quarantine_depth));
         header(&mut out, "queue_depth", "Requests waiting in the work queue.", "gauge");
         sample(&mut out, "queue_depth", load(&self.queue_depth));
+        header(&mut out, "work_queue_max", "The work queue bound in force (WORK_QUEUE_MAX).", "gauge");
+        sample(&mut out, "work_queue_max", load(&self.work_queue_max));
         header(&mut out, "inflight", "Computes in flight.", "gauge");
         sample(&mut out, "inflight", u64::from(inflight));
         header(&mut out, "rejected_total", "Requests shed, by reason.", "counter");
@@ -408,7 +418,7 @@ impl Metrics {
 mod tests {
     use super::*;
 
-    const NAMES: [&str; 14] = [
+    const NAMES: [&str; 15] = [
         "reward_compute_latency_seconds",
         "reward_runs_total",
         "reward_invariant_fail_total",
@@ -418,6 +428,7 @@ mod tests {
         "ledger_degraded",
         "quarantine_queue_depth",
         "queue_depth",
+        "work_queue_max",
         "inflight",
         "rejected_total",
         "http_requests_total",
@@ -463,6 +474,7 @@ mod tests {
         m.run(RunStatus::InvariantViolation);
         m.set_ledger_degraded(true);
         m.set_queue_depth(7);
+        m.set_work_queue_max(4096);
         m.amnesia_spill();
         let text = m.render(2);
         assert!(
@@ -477,6 +489,7 @@ mod tests {
         assert!(text.contains("reward_invariant_fail_total 1\n"));
         assert!(text.contains("ledger_degraded 1\n"));
         assert!(text.contains("queue_depth 7\n"));
+        assert!(text.contains("work_queue_max 4096\n"));
         assert!(text.contains("inflight 2\n"));
         assert!(text.contains("amnesia_spill_total 1\n"));
     }

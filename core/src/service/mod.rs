@@ -207,6 +207,8 @@ impl Service {
         let mut config = config;
         let keyring = config.auth_keys.take().map(auth::Keyring::new);
         let version_body = handlers::version_body(&config, keyring.is_some());
+        let metrics = Metrics::new(config.profile);
+        metrics.set_work_queue_max(config.hot.work_queue_max);
         Service {
             keyring,
             hot: RwLock::new(config.hot),
@@ -214,7 +216,7 @@ impl Service {
             runs: Mutex::new(store::Runs::new(config.runs_max)),
             buckets: Mutex::new(rate::TenantBuckets::new()),
             gate: inflight::InflightGate::default(),
-            metrics: Metrics::new(config.profile),
+            metrics,
             missing: Mutex::new(Vec::new()),
             version_body,
             egress: None,
@@ -280,7 +282,9 @@ impl Service {
     /// stay in force and the reason is returned for the host to log.
     pub fn reload_now(&self) -> Result<HotKnobs, String> {
         let knobs = self.reload.hot_knobs()?;
-        *self.hot.write().unwrap_or_else(PoisonError::into_inner) = knobs;
+        let mut hot = self.hot.write().unwrap_or_else(PoisonError::into_inner);
+        *hot = knobs;
+        self.metrics.set_work_queue_max(knobs.work_queue_max);
         Ok(knobs)
     }
 

@@ -99,6 +99,9 @@ impl Node {
         let pipe = child.stderr.take().unwrap();
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                // Logged before the port is announced, so a test that starts asserting on the
+                // log right after `start` returns always finds the listening line in it.
+                lines.lock().unwrap().push(line.clone());
                 if let Some(url) = line
                     .strip_prefix("listening on http://")
                     .or_else(|| line.strip_prefix("listening on https://"))
@@ -106,7 +109,6 @@ impl Node {
                     let _ =
                         port_tx.send(url.parse::<SocketAddr>().expect("an address on the listening line"));
                 }
-                lines.lock().unwrap().push(line);
             }
         });
         let deadline = Instant::now() + START_TIMEOUT;

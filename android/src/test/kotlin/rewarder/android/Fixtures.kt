@@ -70,7 +70,20 @@ class Http(private val baseUrl: String) {
 
     fun post(path: String, body: String): Answer = send("POST", path, body.toByteArray())
 
+    /**
+     * Sends once more after a `429` (the node's per-tenant rate clamp, API.md §2), waiting
+     * `Retry-After` seconds as an app would: the tests send bursts of uploads and proofs.
+     */
     private fun send(method: String, path: String, body: ByteArray?): Answer {
+        repeat(RATE_LIMITED_RETRIES_MAX) {
+            val (answer, retryAfterS) = sendOnce(method, path, body)
+            if (answer.status != 429) return answer
+            Thread.sleep(1_000L * (retryAfterS ?: 1))
+        }
+        return sendOnce(method, path, body).first
+    }
+
+    private fun sendOnce(method: String, path: String, body: ByteArray?): Pair<Answer, Long?> {
         val c = URI("$baseUrl$path").toURL().openConnection() as HttpURLConnection
         c.requestMethod = method
         c.connectTimeout = 5_000
@@ -83,7 +96,13 @@ class Http(private val baseUrl: String) {
         val status = c.responseCode
         val stream = if (status < 400) c.inputStream else c.errorStream
         val text = stream?.use { String(it.readBytes(), Charsets.UTF_8) } ?: ""
+        val retryAfterS = c.getHeaderField("Retry-After")?.toLongOrNull()
         c.disconnect()
-        return Answer(status, text)
+        return Answer(status, text) to retryAfterS
+    }
+
+    private companion object {
+        /** Most waits for the rate clamp per request before giving up. */
+        const val RATE_LIMITED_RETRIES_MAX = 10
     }
 }

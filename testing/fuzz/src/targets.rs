@@ -1,0 +1,521 @@
+//! The fuzz targets of svc-rewarder as plain functions of `&[u8]`, so that the same code runs
+//! under libFuzzer (`testing/fuzz/fuzz_targets/*.rs`, nightly `cargo fuzz`) and, on stable, as
+//! a regression test over every committed corpus file (`micronode/tests/abuse.rs` includes this
+//! file with `#[path]`).
+//!
+//! Each target panics when a property fails, and only then: a parser may refuse anything, but
+//! with a 4xx code, deterministically, and what it accepts must be consistent (content ids,
+//! sorted tables, a run that passes its invariants and verifies). This file depends only on
+//! crates both hosts already have: `rewarder-core`, `rewarder-micronode` (for the gzip
+//! inflater of `wire`), `serde_json`, `hex` and `flate2`.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rewarder_core::manifest::Manifest;
+use rewarder_core::result::ResultJson;
+use rewarder_core::service::{
+    Artifacts, Clock, Config, HotKnobs, JSON, PROMETHEUS_TEXT, Profile, Reload, Request, Service, auth,
+};
+use rewarder_core::{Code, Error, Inputs, Limits, Policy, Run, SigningKeys, commit, merkle, sign};
+use serde_json::{Value, json};
+
+/// A fuzz target: panics when a property fails.
+pub type Target = fn(&[u8]);
+
+/// Every target by name: the name is also its corpus directory (`corpora/<name>/`).
+pub const TARGETS: [(&str, Target); 5] =
+    [("inputs", inputs), ("policy", policy), ("handler", handler), ("gzip", gzip), ("verify", verify)];
+
+/// Document bounds while fuzzing: large enough for every shared vector, small enough that one
+/// execution stays in microseconds.
+const LIMITS: Limits = Limits { actors_max: 4096, events_max: 65_536 };
+/// The correlation id of every fuzzed request.
+const CORR_ID: &str = "fuzz-corr";
+/// Requests in one handler input at most (separated by NUL bytes).
+const REQUESTS_MAX: usize = 16;
+/// Allocations whose Merkle proofs are rebuilt and checked per result at most.
+const PROOFS_CHECKED_MAX: usize = 64;
+
+// ---- documents ----------------------------------------------------------------------------
+
+/// The inputs parser: deterministic; a refusal is a 4xx; an accepted document is consistent,
+/// is JSON for `serde_json` too, and computes under a policy naming its kinds.
+pub fn inputs(data: &[u8]) {
+    let parsed = Inputs::parse(data, &LIMITS);
+    assert_eq!(parsed, Inputs::parse(data, &LIMITS), "parsing is deterministic");
+    match parsed {
+        Err(e) => document_error(&e, data),
+        Ok(doc) => {
+            accepted_is_json(data);
+            check_inputs(&doc, data);
+            let policy = policy_for(&doc, data.first().copied().unwrap_or(0));
+            compute_and_check(&Arc::new(doc), &policy);
+        }
+    }
+}
+
+/// The policy parser: deterministic; a refusal is a 4xx; an accepted policy is consistent and
+/// computes over a small fixed document.
+pub fn policy(data: &[u8]) {
+    let parsed = Policy::parse(data);
+    assert_eq!(parsed, Policy::parse(data), "parsing is deterministic");
+    match parsed {
+        Err(e) => document_error(&e, data),
+        Ok(p) => {
+            accepted_is_json(data);
+            assert_eq!(p.hash(), commit::content_id(data), "the policy hash is the content id of the bytes");
+            assert!(!p.policy_id().is_empty(), "an empty policy id was accepted");
+            if let Some(bps) = p.actor_cap_bps() {
+                assert!((1..=10_000).contains(&bps), "actor_cap_bps {bps} accepted");
+            }
+            let kinds: Vec<String> = fixed_kinds(&p);
+            let doc = json!({
+                "schema": "rewarder.inputs.v1", "epoch": "fz", "pool_minor": "1000003",
+                "kinds": kinds, "actors": ["a", "b", "c", "d"],
+                "events": (0..kinds.len() * 4).map(|i| json!([i, i % 4, i % kinds.len(), 1 + i * 7919 % 1000])).collect::<Vec<_>>(),
+            });
+            let raw = serde_json::to_vec(&doc).expect("a JSON value serializes");
+            let doc = Inputs::parse(&raw, &LIMITS).expect("the fixed inputs document parses");
+            compute_and_check(&Arc::new(doc), &p);
+        }
+    }
+}
+
+/// The kinds the fixed document of the policy target uses: the policy's own names (through
+/// `weight`/`cap` lookups, which need names) plus one it does not know.
+fn fixed_kinds(p: &Policy) -> Vec<String> {
+    // The policy's tables are not public; probe the names the seeds and vectors use.
+    let mut kinds: Vec<String> = ["k", "k0", "k1", "k2", "k3", "k4", "bytes_served", "uptime_s", "x"]
+        .into_iter()
+        .filter(|k| p.weight(k) > 0 || p.cap(k).is_some())
+        .map(str::to_owned)
+        .collect();
+    kinds.push("unknown-kind".to_owned());
+    kinds
+}
+
+/// A refusal of a document: a client error, never a server one, with a stable code.
+fn document_error(e: &Error, data: &[u8]) {
+    assert!(
+        matches!(e.status(), 400 | 413 | 422),
+        "a document was refused with {} {}: {}",
+        e.status(),
+        e.code(),
+        e.message()
+    );
+    if e.code() == Code::MalformedJson {
+        assert!(
+            serde_json::from_slice::<Value>(data).is_err() || nesting_depth(data) > 127,
+            "malformed_json for a text serde_json accepts: {}",
+            e.message()
+        );
+    }
+}
+
+/// What the core parsers accept is JSON for `serde_json` too (a differential check of the
+/// hand-written scanner), except for numbers `serde_json` cannot represent.
+fn accepted_is_json(data: &[u8]) {
+    if let Err(e) = serde_json::from_slice::<Value>(data) {
+        assert!(e.to_string().contains("number out of range"), "accepted a text serde_json refuses: {e}");
+    }
+}
+
+/// Deepest nesting of `[`/`{` outside strings (serde_json stops at 128).
+fn nesting_depth(data: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in data {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+fn check_inputs(doc: &Inputs, data: &[u8]) {
+    assert_eq!(doc.cid(), commit::content_id(data), "the cid is the content id of the bytes");
+    assert!(doc.actor_count() <= LIMITS.actors_max && doc.event_count() <= LIMITS.events_max);
+    assert!(doc.kinds().len() <= 256, "{} kinds accepted", doc.kinds().len());
+    let mut previous: Option<&str> = None;
+    for i in 0..doc.actor_count() {
+        let actor = doc.actor(i);
+        assert!((1..=128).contains(&actor.len()), "actor of {} bytes accepted", actor.len());
+        assert!(previous.is_none_or(|p| p.as_bytes() < actor.as_bytes()), "actors not strictly ascending");
+        assert_eq!(doc.actor_index(actor), Some(i), "actor_index finds actor {i}");
+        let usage = doc.usage(i);
+        assert!(usage.windows(2).all(|w| w[0].kind < w[1].kind), "usage of actor {i} not ascending by kind");
+        assert!(usage.iter().all(|u| usize::from(u.kind) < doc.kinds().len()), "usage names no kind");
+        previous = Some(actor);
+    }
+}
+
+/// A policy over the kinds of `doc`, shaped by `seed` (weights, caps, ceiling, dust, pool
+/// limit), so that every accepted document also runs the calculus.
+fn policy_for(doc: &Inputs, seed: u8) -> Policy {
+    let s = u64::from(seed);
+    let mut weights = serde_json::Map::new();
+    let mut caps = serde_json::Map::new();
+    for (i, kind) in doc.kinds().iter().enumerate() {
+        let i = i as u64;
+        weights.insert(kind.clone(), json!((s + i * 31) % 7 * 1000 % 1_000_001));
+        if (s >> (i % 8)) & 1 == 1 {
+            caps.insert(kind.clone(), json!((s * 13 + i) % 50));
+        }
+    }
+    let mut p = json!({
+        "schema": "rewarder.policy.v1", "policy_id": "fuzz", "weights": weights, "caps": caps,
+        "min_payout_minor": (s % 5).to_string(),
+    });
+    if s % 3 == 0 {
+        p["actor_cap_bps"] = json!(1 + s * 37 % 10_000);
+    }
+    if s % 4 == 1 {
+        p["max_pool_minor"] = json!((s * 1009).to_string());
+    }
+    let raw = serde_json::to_vec(&p).expect("a JSON value serializes");
+    Policy::parse(&raw).unwrap_or_else(|e| panic!("the generated policy is valid: {e}"))
+}
+
+/// Computes, expects success (invariants hold), and checks the commitments of the run.
+fn compute_and_check(doc: &Arc<Inputs>, policy: &Policy) {
+    let run = match Run::compute(doc, policy, "default") {
+        Ok(run) => run,
+        Err(e) => panic!("a valid document and policy failed to compute: {e}"),
+    };
+    let m = run.manifest();
+    assert_eq!(run.manifest_digest(), m.digest(), "digest of the manifest");
+    let pairs: Vec<(&str, u64)> = run.allocations().map(|a| (a.actor, a.amount)).collect();
+    assert_eq!(m.payees, pairs.len() as u64);
+    let total: u128 = pairs.iter().map(|(_, x)| u128::from(*x)).sum();
+    assert_eq!(m.payout_total_minor, total.to_string());
+    let leaves = merkle::leaves(pairs.iter().copied());
+    let root = merkle::root(&leaves);
+    assert_eq!(m.allocations_root, commit::b3_hex(&root));
+    for (i, (actor, amount)) in pairs.iter().enumerate().take(PROOFS_CHECKED_MAX) {
+        let proof = run.proof(actor).expect("every payee has a proof");
+        assert_eq!((proof.index, proof.amount), (i, *amount));
+        assert!(merkle::verify(&root, actor, *amount, &proof.steps), "proof of payee {i}");
+        assert!(!merkle::verify(&root, actor, amount.wrapping_add(1), &proof.steps), "forged amount");
+    }
+}
+
+// ---- the transport-agnostic handler --------------------------------------------------------
+
+/// A clock that moves 1 ms per reading (rate limits refill; tokens stay valid).
+struct FakeClock(AtomicU64);
+
+/// Unix time of the fake clock (tokens are minted to be valid then).
+const NOW: u64 = 1_800_000_000;
+
+impl Clock for FakeClock {
+    fn monotonic(&self) -> Duration {
+        Duration::from_millis(self.0.fetch_add(1, Ordering::Relaxed))
+    }
+    fn unix_seconds(&self) -> u64 {
+        NOW
+    }
+}
+
+/// Keeps nothing, alternately saying it did and did not (both paths of the stores).
+struct FakeArtifacts(AtomicU64);
+
+impl Artifacts for FakeArtifacts {
+    fn keep(&self, name: &str, _bytes: &[u8]) -> bool {
+        assert!(
+            name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b":._-".contains(&b)),
+            "an artifact name outside [a-z0-9:._-]: {name:?}"
+        );
+        self.0.fetch_add(1, Ordering::Relaxed).is_multiple_of(2)
+    }
+}
+
+struct FakeReload;
+
+impl Reload for FakeReload {
+    fn hot_knobs(&self) -> Result<HotKnobs, String> {
+        Ok(HotKnobs { tenant_rps_max: 1_000_000, max_inflight: 4, work_queue_max: 16 })
+    }
+}
+
+/// The key id and key of the handler target when authentication is on.
+const KID: &str = "k1";
+const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+/// The tokens the handler target knows: `(token, tenant)`. Seeds carry them verbatim.
+pub fn tokens() -> Vec<(String, &'static str)> {
+    vec![
+        (auth::mint(KID, KEY, "t1", "compute read", NOW + 3600, None), "t1"),
+        (auth::mint(KID, KEY, "t2", "compute read admin", NOW + 3600, None), "t2"),
+        (auth::mint(KID, KEY, "t1", "read", NOW + 3600, None), "t1"),
+    ]
+}
+
+fn service(auth_on: bool) -> Service {
+    let config = Config {
+        profile: Profile::Micronode,
+        auth_keys: auth_on.then(|| vec![(KID.to_owned(), KEY.to_vec())]),
+        limits: LIMITS,
+        req_body_max_bytes: 64 << 10,
+        inputs_max_bytes: 256 << 10,
+        runs_max: 8,
+        documents_max_bytes: 1 << 20,
+        keys: SigningKeys::from_seeds(&[7; 32], None),
+        hot: HotKnobs { tenant_rps_max: 1_000_000, max_inflight: 4, work_queue_max: 16 },
+        features: vec!["gzip"],
+    };
+    Service::new(
+        config,
+        Arc::new(FakeClock(AtomicU64::new(5_000))),
+        Arc::new(FakeArtifacts(AtomicU64::new(0))),
+        Arc::new(FakeReload),
+    )
+}
+
+/// The handler: a fresh service gets up to [`REQUESTS_MAX`] requests, NUL-separated, each
+/// `METHOD SP URL [SP AUTHORIZATION] LF BODY`; an input starting `AUTH\n` turns tokens on.
+///
+/// Every answer is well-formed (a JSON envelope with our correlation id for errors, `Retry-After`
+/// on 429/503); no request is ever a 500; a compute or epoch answer verifies (digest, signature,
+/// allocations root) and belongs to the caller's tenant; a proof answer verifies; with tokens
+/// on, only a known token gets a 2xx from a scoped route.
+pub fn handler(data: &[u8]) {
+    let (auth_on, rest) = match data.strip_prefix(b"AUTH\n") {
+        Some(rest) => (true, rest),
+        None => (false, data),
+    };
+    let service = service(auth_on);
+    let known = tokens();
+    let public_key = SigningKeys::from_seeds(&[7; 32], None).ed25519_public_hex().to_owned();
+    for raw in rest.split(|&b| b == 0).take(REQUESTS_MAX) {
+        let (line, body) = match raw.iter().position(|&b| b == b'\n') {
+            Some(i) => (&raw[..i], &raw[i + 1..]),
+            None => (raw, &[][..]),
+        };
+        let line = String::from_utf8_lossy(line);
+        let mut parts = line.splitn(3, ' ');
+        let method = parts.next().unwrap_or("");
+        let url = parts.next().unwrap_or("");
+        let authorization = parts.next().filter(|a| !a.is_empty());
+        let request = Request { method, url, authorization, body, corr_id: CORR_ID };
+        let response = service.handle(&request);
+        let status = response.status;
+        let what = format!("{method} {url:?} -> {status}");
+        assert!((200..600).contains(&status), "{what}");
+        assert_ne!(status, 500, "{what}: {}", String::from_utf8_lossy(&response.body));
+        if matches!(status, 429 | 503) {
+            assert!(response.retry_after_s.is_some(), "{what} without Retry-After");
+        }
+        let route = Service::route_label(url);
+        if response.content_type == PROMETHEUS_TEXT {
+            assert_eq!((status, route), (200, "/metrics"), "{what}");
+            assert!(std::str::from_utf8(&response.body).is_ok(), "{what}: metrics not UTF-8");
+            continue;
+        }
+        assert_eq!(response.content_type, JSON, "{what}");
+        let body: Value = serde_json::from_slice(&response.body)
+            .unwrap_or_else(|e| panic!("{what}: the body is not JSON ({e})"));
+        if status >= 400 && !(route == "/readyz" && status == 503) {
+            assert!(body["error"]["code"].is_string(), "{what}: no error envelope: {body}");
+            assert_eq!(body["error"]["corr_id"], CORR_ID, "{what}");
+            continue;
+        }
+        let tenant = if !auth_on {
+            "default"
+        } else if matches!(route, "/healthz" | "/readyz" | "/metrics" | "/version") {
+            continue;
+        } else {
+            // Only a token the target minted opens a scoped route.
+            let presented = authorization
+                .and_then(|a| a.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token.trim_matches(' '));
+            let Some((_, tenant)) = known.iter().find(|(t, _)| Some(t.as_str()) == presented) else {
+                panic!("{what} with an unknown token {authorization:?}");
+            };
+            *tenant
+        };
+        if let Some(manifest) = body.get("manifest") {
+            assert_eq!(manifest["tenant"], tenant, "{what}: another tenant's run");
+        }
+        if status == 200 && body.get("signatures").is_some() {
+            let v = verification(&response.body).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(v.digest_ok && v.signatures_ok && v.allocations_ok, "{what}: {v:?}");
+            assert_eq!(body["signatures"]["ed25519"]["public_key"], public_key.as_str());
+        }
+        if status == 200 && body.get("proof").is_some() {
+            assert_eq!(proof_verifies(&response.body), Ok(true), "{what}: the proof does not verify");
+        }
+    }
+}
+
+// ---- gzip ----------------------------------------------------------------------------------
+
+/// The bounded gzip inflater of the transport: byte 0 picks the ratio cap (1..=256), bytes 1–2
+/// the body cap (in 16-byte units), the rest is the compressed body. The output never exceeds
+/// either cap, a refusal is `400 bad_request` or `413 decompression_limit`, and whatever an
+/// unbounded decoder inflates within the caps is returned exactly.
+pub fn gzip(data: &[u8]) {
+    let [ratio, hi, lo, compressed @ ..] = data else { return };
+    let ratio_max = u32::from(*ratio) + 1;
+    let body_max = (usize::from(*hi) << 8 | usize::from(*lo)) * 16;
+    let cap = body_max.min(compressed.len() * ratio_max as usize);
+    let bounded = rewarder_micronode::wire::inflate_gzip(compressed, body_max, ratio_max);
+    // The reference: flate2 read to the cap plus one byte.
+    let mut reference = Vec::new();
+    let unbounded =
+        flate2::read::MultiGzDecoder::new(compressed).take(cap as u64 + 1).read_to_end(&mut reference);
+    match bounded {
+        Ok(out) => {
+            assert!(out.len() <= cap, "inflated {} bytes past the cap {cap}", out.len());
+            assert!(unbounded.is_ok(), "the inflater accepted what flate2 refuses");
+            assert_eq!(out, reference, "the inflater changed the bytes");
+        }
+        Err(e) => {
+            assert!(matches!(e.code(), Code::BadRequest | Code::DecompressionLimit), "{e}");
+            if e.code() == Code::DecompressionLimit {
+                assert!(reference.len() > cap, "decompression_limit within the cap: {e}");
+            } else {
+                assert!(unbounded.is_err(), "bad_request for a body flate2 inflates: {e}");
+            }
+        }
+    }
+}
+
+// ---- results and proofs ---------------------------------------------------------------------
+
+/// What a verifier finds in a compute result body (the checks of the FFI's `verify_result`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verification {
+    /// The digest recomputed from the manifest equals `manifest_digest`.
+    pub digest_ok: bool,
+    /// Every signature present verifies over the recomputed digest.
+    pub signatures_ok: bool,
+    /// The allocations (when listed) sum to the payout total and hash to the root.
+    pub allocations_ok: bool,
+}
+
+/// Verifies a compute result body: `Err` for a body that is not one (or names keys that are
+/// not hex), flags otherwise.
+pub fn verification(body: &[u8]) -> Result<Verification, String> {
+    let result: ResultJson = serde_json::from_slice(body).map_err(|e| format!("not a result: {e}"))?;
+    let digest = result.manifest.digest_bytes();
+    let sig = &result.signatures.ed25519;
+    let mut signatures_ok =
+        sign::verify(sign::ED25519, &sig.public_key, &digest, &sig.signature).map_err(|e| e.to_string())?;
+    if let Some(pq) = &result.signatures.ml_dsa_65 {
+        signatures_ok &= sign::verify(sign::ML_DSA_65, &pq.public_key, &digest, &pq.signature)
+            .map_err(|e| e.to_string())?;
+    }
+    let allocations_ok = match &result.allocations {
+        None => true,
+        Some(list) => {
+            let mut pairs = Vec::with_capacity(list.len());
+            let mut total: u128 = 0;
+            for a in list {
+                let amount = decimal(&a.amount_minor).ok_or("an amount is not a decimal")?;
+                total += u128::from(amount);
+                pairs.push((a.actor.as_str(), amount));
+            }
+            let leaves = merkle::leaves(pairs.iter().copied());
+            let root = merkle::root(&leaves);
+            // Every listed payee's proof, rebuilt, folds back to the root.
+            for (i, (actor, amount)) in pairs.iter().enumerate().take(PROOFS_CHECKED_MAX) {
+                let steps = merkle::proof(&leaves, i).expect("an index in range has a proof");
+                let folds = merkle::verify(&root, actor, *amount, &steps);
+                assert_eq!(
+                    folds,
+                    (1..=128).contains(&actor.len()),
+                    "the proof of leaf {i} of {}",
+                    pairs.len()
+                );
+            }
+            total.to_string() == result.manifest.payout_total_minor
+                && commit::b3_hex(&root) == result.manifest.allocations_root
+        }
+    };
+    Ok(Verification {
+        digest_ok: commit::b3_hex(&digest) == result.manifest_digest,
+        signatures_ok,
+        allocations_ok,
+    })
+}
+
+/// Folds a proof body (`GET …/proof/{actor}`) against its manifest's root: `Err` for a body
+/// that is not a proof.
+pub fn proof_verifies(body: &[u8]) -> Result<bool, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let manifest: Manifest =
+        serde_json::from_value(v["manifest"].clone()).map_err(|e| format!("no manifest: {e}"))?;
+    let root = manifest.allocations_root.strip_prefix("b3:").ok_or("the root is not b3:")?;
+    let mut root_bytes = [0u8; 32];
+    hex::decode_to_slice(root, &mut root_bytes).map_err(|_| "the root is not hex of 32 bytes")?;
+    let actor = v["actor"].as_str().ok_or("no actor")?;
+    let amount = v["amount_minor"].as_str().and_then(decimal).ok_or("no amount")?;
+    let steps = v["proof"].as_array().ok_or("no proof")?;
+    let mut parsed = Vec::with_capacity(steps.len().min(64));
+    for step in steps {
+        let left = match step["side"].as_str() {
+            Some("L") => true,
+            Some("R") => false,
+            _ => return Err("a side is neither L nor R".into()),
+        };
+        let mut hash = [0u8; 32];
+        hex::decode_to_slice(step["hash"].as_str().ok_or("no hash")?, &mut hash)
+            .map_err(|_| "a hash is not hex of 32 bytes")?;
+        parsed.push(merkle::ProofStep { left, hash });
+    }
+    let digest_ok = v["manifest_digest"].as_str() == Some(manifest.digest().as_str());
+    Ok(digest_ok && merkle::verify(&root_bytes, actor, amount, &parsed))
+}
+
+/// The verifier's side: a result body or a proof body (or anything else) never panics the
+/// parsing, digest recomputation or Merkle folding, and what verifies is self-consistent.
+pub fn verify(data: &[u8]) {
+    if let Ok(v) = verification(data) {
+        // Verification is a pure function of the bytes.
+        assert_eq!(Ok(v), verification(data));
+    }
+    let _ = proof_verifies(data);
+    // Raw proof folding with any actor (empty, > 128 bytes, any bytes) and any steps.
+    if data.len() >= 41 {
+        let (head, tail) = data.split_at(41);
+        let root: [u8; 32] = head[..32].try_into().expect("32 bytes");
+        let amount = u64::from_le_bytes(head[32..40].try_into().expect("8 bytes"));
+        let n = usize::from(head[40] % 64);
+        let (steps_bytes, actor) = tail.split_at((n * 33).min(tail.len()));
+        let steps: Vec<merkle::ProofStep> = steps_bytes
+            .chunks_exact(33)
+            .map(|c| merkle::ProofStep { left: c[0] & 1 == 1, hash: c[1..].try_into().expect("32 bytes") })
+            .collect();
+        let actor = String::from_utf8_lossy(actor);
+        let ok = merkle::verify(&root, &actor, amount, &steps);
+        if actor.is_empty() || actor.len() > 128 {
+            assert!(!ok, "an impossible actor id verified");
+        }
+    }
+}
+
+/// A canonical decimal of at most 2^64−1 (no sign, no leading zero).
+fn decimal(text: &str) -> Option<u64> {
+    let canonical = !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'));
+    if canonical { text.parse().ok() } else { None }
+}

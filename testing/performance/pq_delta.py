@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""PQ delta (seed §1.1): p95 of M and L computes over HTTP, REQUIRE_PQ_ON=false vs true.
+
+Two nodes run side by side (A: PQ off, B: PQ on) with the same inputs stored. Requests are
+interleaved in ABBA order (A,B,B,A,A,B,…) so drift of the machine hits both alike, one at a
+time (never concurrent), each a distinct run (its own policy id): every answer is a real
+compute, signed with Ed25519 (A) or Ed25519 + ML-DSA-65 (B). Client-side latency, keep-alive.
+
+Usage: pq_delta.py [--scales M,L] [--runs 100] [--exe rewarder-micronode] [--allocations true|false]
+       [--out testing/performance/baselines/pq_delta.json]
+Prints one JSON line per scale; the seed's budget is Δp95 ≤ +5%.
+"""
+
+import argparse
+import datetime
+import http.client
+import json
+import os
+import tempfile
+import time
+
+import common
+
+BUDGET_PCT = 5.0
+
+
+def put_policy(conn, doc):
+    status, body = common.request(conn, "PUT", "/rewarder/policies", json.dumps(doc).encode())
+    assert status in (200, 201), (status, body[:300])
+    p = json.loads(body)
+    return p["policy_id"], p["policy_hash"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scales", default="M,L")
+    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--exe", default="rewarder-micronode")
+    ap.add_argument("--allocations", default="true", choices=["true", "false"])
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "baselines", "pq_delta.json"))
+    a = ap.parse_args()
+    # Latency, not admission control, is measured: lift the per-tenant clamp on both nodes.
+    base_env = {"TENANT_RPS_MAX": "1000000"}
+    query = "" if a.allocations == "true" else "?allocations=false"
+    lines = []
+    load_before = os.getloadavg()
+    with common.Node(a.exe, env={**base_env, "REQUIRE_PQ_ON": "false"}) as node_a, common.Node(
+        a.exe, env={**base_env, "REQUIRE_PQ_ON": "true"}
+    ) as node_b, tempfile.TemporaryDirectory() as tmp:
+        conns = {
+            "off": http.client.HTTPConnection("127.0.0.1", node_a.port, timeout=120),
+            "on": http.client.HTTPConnection("127.0.0.1", node_b.port, timeout=120),
+        }
+        for scale in a.scales.split(","):
+            epoch = f"pq-{scale}"
+            inputs, policy = common.generate(scale, tmp, epoch=epoch)
+            cids = {k: common.upload(c, inputs, policy)[0] for k, c in conns.items()}
+            base = json.loads(policy)
+            times = {"off": [], "on": []}
+            for i in range(a.runs):
+                order = ("off", "on") if i % 2 == 0 else ("on", "off")
+                doc = dict(base, policy_id=f"pq-{scale}-{i}")
+                for which in order:
+                    conn = conns[which]
+                    pid, phash = put_policy(conn, doc)
+                    body = json.dumps({"inputs_cid": cids[which], "policy_id": pid, "policy_hash": phash, "dry_run": True})
+                    t0 = time.perf_counter()
+                    status, resp = common.request(conn, "POST", f"/rewarder/epochs/{epoch}/compute{query}", body)
+                    times[which].append((time.perf_counter() - t0) * 1e3)
+                    assert status == 200, (status, resp[:300])
+                    has_pq = b'"ml_dsa_65"' in resp and b'"ml_dsa_65":null' not in resp
+                    assert has_pq == (which == "on"), f"PQ signature presence wrong on the {which} node"
+            off, on = common.summary(times["off"]), common.summary(times["on"])
+            line = {
+                "scale": scale,
+                "exe": a.exe,
+                "allocations": a.allocations == "true",
+                "runs": a.runs,
+                "pq_off": off,
+                "pq_on": on,
+                "delta_median_pct": round((on["median_ms"] - off["median_ms"]) * 100 / off["median_ms"], 2),
+                "delta_p95_pct": round((on["p95_ms"] - off["p95_ms"]) * 100 / off["p95_ms"], 2),
+                "delta_median_ms": round(on["median_ms"] - off["median_ms"], 3),
+                "budget_p95_pct": BUDGET_PCT,
+            }
+            line["within_budget"] = line["delta_p95_pct"] <= BUDGET_PCT
+            print(json.dumps(line))
+            lines.append(line)
+    if a.out:
+        os.makedirs(os.path.dirname(a.out), exist_ok=True)
+        doc = {
+            "what": "p95 of computes over HTTP, REQUIRE_PQ_ON=true vs false, interleaved ABBA, distinct runs",
+            "timestamp": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "command": f"testing/performance/pq_delta.py --scales {a.scales} --runs {a.runs} --allocations {a.allocations}",
+            "results": lines,
+            "host": {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before],
+                     "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
+        }
+        with open(a.out, "w") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+
+
+if __name__ == "__main__":
+    main()

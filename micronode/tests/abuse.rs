@@ -99,6 +99,26 @@ fn fuzz_corpora_replay_on_stable() {
     }
 }
 
+/// libFuzzer reported a timeout (> 10 s) on this 847-byte gzip input while the machine was
+/// loaded (load average 7–14 on 2 cores) under ASan: a member whose deflate stream inflates
+/// past the ratio cap (216,064 bytes) before its bad checksum is reached. Outside the sanitizer
+/// it takes about a millisecond (release and debug alike): not a hang. Guarded here so that it
+/// stays a prompt `413 decompression_limit`.
+#[test]
+fn gzip_cap_reached_before_a_bad_checksum_is_refused_promptly() {
+    let input = std::fs::read(
+        fuzz_dir().join("regressions/gzip/cap-reached-before-a-bad-checksum-is-slow-under-asan.bin"),
+    )
+    .unwrap();
+    let (ratio_max, body_max) =
+        (u32::from(input[0]) + 1, (usize::from(input[1]) << 8 | usize::from(input[2])) * 16);
+    let started = Instant::now();
+    let refused = rewarder_micronode::wire::inflate_gzip(&input[3..], body_max, ratio_max).unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(refused.code(), rewarder_core::Code::DecompressionLimit, "{refused}");
+    assert!(took < Duration::from_millis(500), "inflating took {took:?}");
+}
+
 /// A small deterministic xorshift generator (no dependency).
 struct Rng(u64);
 

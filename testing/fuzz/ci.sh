@@ -25,7 +25,7 @@ for t in "${targets[@]}"; do
   work="$(mktemp -d)"
   mkdir -p "$here/artifacts/$t"
   # Bounded twice: libFuzzer's own clock, and a hard timeout in case it wedges.
-  if ! timeout $((seconds + 60)) "$bin/$t" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
+  if ! timeout $((seconds + 60)) "$bin/$t" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=60 \
       -artifact_prefix="$here/artifacts/$t/" -print_final_stats=1 "$work" "$here/corpora/$t" \
       > "$work.log" 2>&1; then
     tail -n 40 "$work.log"

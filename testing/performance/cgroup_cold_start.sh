@@ -157,7 +157,7 @@ doc = {
                  "half-256m": {"ready": 20, "first_compute_S": 40},
                  "seed": {"ready": 2000, "first_compute_S_p95": 750}},
     "profiles": [json.loads(l) for l in lines],
-    "host": {"cpus": os.cpu_count(), "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
+    "host": {"cpus": os.cpu_count(), "nice": os.nice(0), "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
 }
 with open(out, "w") as f:
     json.dump(doc, f, indent=2)

@@ -370,7 +370,7 @@ def main():
             "ledger_sim_stats": ledger_stats,
             "node_env": env,
             "hot_knobs_during_load": load_knobs or None,
-            "host": {"cpus": ncpu, "loadavg_before": [round(x, 2) for x in load_before],
+            "host": {"cpus": ncpu, "nice": os.nice(0), "loadavg_before": [round(x, 2) for x in load_before],
                      "loadavg_after": [round(x, 2) for x in os.getloadavg()],
                      "note": "wrk and the node share this machine's cores"},
         },

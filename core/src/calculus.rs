@@ -78,14 +78,25 @@ pub fn allocate(inputs: &Inputs, policy: &Policy) -> Result<Outcome, Error> {
     let mut total: u128 = active.iter().map(|&a| score[a as usize]).sum();
 
     if let Some(m) = ceiling {
-        // X = {a : R·s[a] > M·S} is always the head of the actors sorted by score descending,
-        // so one sort and a moving cut replace the spec's repeated scans (never quadratic).
-        active.sort_unstable_by(|&x, &y| score[y as usize].cmp(&score[x as usize]));
+        // X = {a : R·s[a] > M·S} is always the head of the actors by score descending, so a
+        // moving cut over them replaces the spec's repeated scans (never quadratic). Summing
+        // the condition over X gives R·Σs > |X|·M·S with Σs ≤ S, so fewer than R/M ≤ D/M
+        // actors are ever capped: only that many of the heaviest need ordering, found by one
+        // selection, not a sort of every actor.
+        let head = match distributable.checked_div(m) {
+            Some(k) => usize::try_from(k).map_or(active.len(), |k| k.saturating_add(1).min(active.len())),
+            None => active.len(),
+        };
+        let by_score_desc = |x: &u32, y: &u32| score[*y as usize].cmp(&score[*x as usize]);
+        if head < active.len() {
+            active.select_nth_unstable_by(head, by_score_desc);
+        }
+        active[..head].sort_unstable_by(by_score_desc);
         let mut cut = 0;
         loop {
             let bound = wide::mul(u128::from(m), total);
             let mut end = cut;
-            while end < active.len() && wide::mul(rest, score[active[end] as usize]) > bound {
+            while end < head && wide::mul(rest, score[active[end] as usize]) > bound {
                 end += 1;
             }
             if end == cut {
@@ -100,8 +111,6 @@ pub fn allocate(inputs: &Inputs, policy: &Policy) -> Result<Outcome, Error> {
             cut = end;
         }
         active.drain(..cut);
-        // Back to ascending actor index: ties in the largest remainder go to the lower id.
-        active.sort_unstable();
     }
 
     largest_remainder(&active, &score, rest, total, &mut amount)?;
@@ -126,8 +135,8 @@ pub fn allocate(inputs: &Inputs, policy: &Policy) -> Result<Outcome, Error> {
     })
 }
 
-/// Step 7: `floor` shares, then one more unit to the `L` largest remainders (ties: lower id).
-/// `active` must be ascending by actor index, which is ascending by id.
+/// Step 7: `floor` shares, then one more unit to the `L` largest remainders (ties: lower id,
+/// which is lower actor index). The order of `active` does not matter.
 fn largest_remainder(
     active: &[u32],
     score: &[u128],

@@ -39,11 +39,9 @@ impl LedgerReport {
         LedgerReport { status: LedgerStatus::DryRun, accepted: 0, dup: 0, pending: 0 };
 }
 
-/// Everything a compute answer says besides the run itself.
+/// Everything a compute answer says besides the run and its signatures.
 #[derive(Debug, Clone, Copy)]
-pub struct ResultMeta<'a> {
-    /// Signatures over the manifest digest.
-    pub signatures: &'a Signatures,
+pub struct ResultMeta {
     /// Ledger progress.
     pub ledger: LedgerReport,
     /// Time spent computing, in milliseconds.
@@ -53,33 +51,48 @@ pub struct ResultMeta<'a> {
 }
 
 /// Renders the API.md §1.2 body.
-pub fn render(run: &Run, meta: &ResultMeta<'_>) -> Vec<u8> {
-    let view = View { run, meta };
-    // Serializing plain strings and integers into a Vec cannot fail.
-    let mut out =
-        Vec::with_capacity(1024 + if meta.with_allocations { run.outcome().payees.len() * 72 } else { 0 });
-    serde_json::to_writer(&mut out, &view).expect("serializing a result into memory");
+pub fn render(run: &Run, signatures: &Signatures, meta: &ResultMeta) -> Vec<u8> {
+    join(render_head(run, signatures), &render_tail(run, meta))
+}
+
+/// The body up to and including `signatures`: what waits for the signatures. A node renders
+/// [`render_tail`] while a slow (post-quantum) signature is made, then [`join`]s the two.
+pub fn render_head(run: &Run, signatures: &Signatures) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2048);
+    out.extend_from_slice(b"{\"manifest\":");
+    write_json(&mut out, run.manifest());
+    out.extend_from_slice(b",\"manifest_digest\":");
+    write_json(&mut out, &run.manifest_digest());
+    out.extend_from_slice(b",\"signatures\":");
+    write_json(&mut out, &SignaturesView(signatures));
     out
 }
 
-struct View<'a> {
-    run: &'a Run,
-    meta: &'a ResultMeta<'a>,
+/// The body after `signatures`: the allocations (when listed), `ledger` and `timing`.
+pub fn render_tail(run: &Run, meta: &ResultMeta) -> Vec<u8> {
+    let mut out =
+        Vec::with_capacity(256 + if meta.with_allocations { run.outcome().payees.len() * 72 } else { 0 });
+    if meta.with_allocations {
+        out.extend_from_slice(b",\"allocations\":");
+        write_json(&mut out, &AllocationsView(run));
+    }
+    out.extend_from_slice(b",\"ledger\":");
+    write_json(&mut out, &meta.ledger);
+    out.extend_from_slice(b",\"timing\":");
+    write_json(&mut out, &Timing { compute_ms: meta.compute_ms });
+    out.push(b'}');
+    out
 }
 
-impl Serialize for View<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("manifest", self.run.manifest())?;
-        m.serialize_entry("manifest_digest", &self.run.manifest_digest())?;
-        m.serialize_entry("signatures", &SignaturesView(self.meta.signatures))?;
-        if self.meta.with_allocations {
-            m.serialize_entry("allocations", &AllocationsView(self.run))?;
-        }
-        m.serialize_entry("ledger", &self.meta.ledger)?;
-        m.serialize_entry("timing", &Timing { compute_ms: self.meta.compute_ms })?;
-        m.end()
-    }
+/// A whole body from its two halves.
+pub fn join(mut head: Vec<u8>, tail: &[u8]) -> Vec<u8> {
+    head.extend_from_slice(tail);
+    head
+}
+
+fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    // Serializing plain strings and integers into a Vec cannot fail.
+    serde_json::to_writer(out, value).expect("serializing a result into memory");
 }
 
 #[derive(Serialize)]

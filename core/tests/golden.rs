@@ -1,25 +1,17 @@
 //! Every golden case of `../shared/vectors` reproduced bit for bit through the public API.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use rewarder_core::{Inputs, Limits, Manifest, Policy, Run, commit, merkle};
 use serde_json::Value;
 
-fn vectors() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors")
-}
+// The testkit depends on this crate, so its list of the golden cases comes in as source rather
+// than through a dev-dependency cycle.
+#[path = "../../testing/src/golden.rs"]
+mod golden;
 
-fn cases() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(vectors())
-        .expect("../shared/vectors beside the repository")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("expected.json").is_file())
-        .collect();
-    dirs.sort();
-    assert!(dirs.len() >= 40, "expected the shared golden cases, found {}", dirs.len());
-    dirs
-}
+use golden::{cases, vectors};
 
 fn load(dir: &Path) -> (Arc<Inputs>, Policy, Value) {
     let inputs = Inputs::parse(&std::fs::read(dir.join("inputs.json")).unwrap(), &Limits::UNBOUNDED).unwrap();

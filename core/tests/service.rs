@@ -2,17 +2,23 @@
 //! clock, fake artifacts and a fake reload: every route, the golden vectors end to end for
 //! both tenants, auth, isolation, limits, metrics and reload.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rewarder_core::service::{
-    Artifacts, Clock, Config, HotKnobs, JSON, PROMETHEUS_TEXT, Profile, Reload, Request, Response, Service,
-    auth,
+    Artifacts, Clock, Config, HotKnobs, JSON, Overlap, PROMETHEUS_TEXT, Profile, Reload, Request, Response,
+    Service, auth,
 };
 use rewarder_core::{Limits, SigningKeys, merkle, sign};
 use serde_json::{Value, json};
+
+// The testkit depends on this crate, so its list of the golden cases comes in as source.
+#[path = "../../testing/src/golden.rs"]
+mod golden;
+
+use golden::{cases, vectors};
 
 const NOW: u64 = 1_800_000_000;
 const KID: &str = "k1";
@@ -83,6 +89,7 @@ struct Setup {
     runs_max: usize,
     documents_max_bytes: usize,
     req_body_max_bytes: usize,
+    overlap: Option<Arc<dyn Overlap>>,
 }
 
 impl Default for Setup {
@@ -94,6 +101,7 @@ impl Default for Setup {
             runs_max: 1024,
             documents_max_bytes: 256 << 20,
             req_body_max_bytes: 1 << 20,
+            overlap: None,
         }
     }
 }
@@ -117,7 +125,10 @@ impl Setup {
             hot: self.hot,
             features: vec!["gzip"],
         };
-        let service = Service::new(config, clock.clone(), artifacts.clone(), reload.clone());
+        let mut service = Service::new(config, clock.clone(), artifacts.clone(), reload.clone());
+        if let Some(overlap) = self.overlap {
+            service = service.with_overlap(overlap);
+        }
         Node { service, clock, artifacts, reload }
     }
 }
@@ -198,21 +209,6 @@ impl Node {
 
 fn compute_body(inputs: &Value, policy: &Value) -> Value {
     json!({"inputs_cid": inputs["inputs_cid"], "policy_id": policy["policy_id"], "policy_hash": policy["policy_hash"]})
-}
-
-fn vectors() -> PathBuf {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors")).to_path_buf()
-}
-
-fn cases() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(vectors())
-        .expect("../shared/vectors beside the repository")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("expected.json").is_file())
-        .collect();
-    dirs.sort();
-    assert!(dirs.len() >= 40, "expected the shared golden cases, found {}", dirs.len());
-    dirs
 }
 
 fn read(dir: &Path, name: &str) -> Vec<u8> {
@@ -501,6 +497,51 @@ fn the_same_request_is_the_same_run() {
     assert_eq!(metric(&text, "reward_runs_total{status=\"cached\"}"), 1);
     assert_eq!(metric(&text, "reward_compute_latency_seconds_count"), 1);
     assert_eq!(metric(&text, "reward_invariant_fail_total"), 0);
+}
+
+/// An [`Overlap`] on a second thread that counts its uses.
+#[derive(Default)]
+struct CountingThreads(AtomicU64);
+
+impl Overlap for CountingThreads {
+    fn both(&self, side: &mut (dyn FnMut() + Send), main: &mut dyn FnMut()) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        std::thread::scope(|scope| {
+            scope.spawn(side);
+            main();
+        });
+    }
+}
+
+#[test]
+fn pq_signing_overlaps_the_answer_once_per_run_and_changes_no_byte() {
+    let threads = Arc::new(CountingThreads::default());
+    let overlapped = Setup { pq: true, overlap: Some(threads.clone()), ..Setup::default() }.node();
+    let sequential = Setup { pq: true, ..Setup::default() }.node();
+    let mut fresh = 0;
+    for case in cases() {
+        let (inputs, policy) = (read(&case, "inputs.json"), read(&case, "policy.json"));
+        let a = overlapped.run(&inputs, &policy, None);
+        let b = sequential.run(&inputs, &policy, None);
+        fresh += 1;
+        assert_eq!(a.status(), 200, "{}", a.json);
+        assert_eq!(a.response.body, b.response.body, "{}", case.display());
+        assert!(a.json["signatures"]["ml_dsa_65"]["signature"].is_string());
+        verify_signatures(&a.json);
+        // The same run again is answered from the store, already signed: no second thread.
+        let again = overlapped.run(&inputs, &policy, None);
+        assert_eq!(again.response.body, a.response.body);
+        let epoch = a.json["manifest"]["epoch"].as_str().unwrap();
+        let read_back = overlapped.get(&format!("/rewarder/epochs/{epoch}"), None);
+        assert_eq!(read_back.json["signatures"], a.json["signatures"]);
+    }
+    assert_eq!(threads.0.load(Ordering::SeqCst), fresh);
+    // Without PQ keys the Ed25519 signature is made in line.
+    let plain = Arc::new(CountingThreads::default());
+    let n = Setup { overlap: Some(plain.clone()), ..Setup::default() }.node();
+    let (inputs, policy) = basic();
+    assert_eq!(n.run(&inputs, &policy, None).status(), 200);
+    assert_eq!(plain.0.load(Ordering::SeqCst), 0);
 }
 
 #[test]

@@ -1,29 +1,15 @@
 //! The FFI surface from Rust, as the bindings see it: every shared golden vector and invalid
 //! case, and `verify_result` on real answers of an embedded node over HTTP.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use rewarder_ffi::{
     Allocation, EmbeddedConfig, EmbeddedNode, Manifest, ProofStep, RewarderError, compute, content_id,
     manifest_digest, verify_allocation, verify_result, verify_signature,
 };
+use rewarder_testkit::golden::{cases, vectors};
 use serde_json::Value;
-
-fn vectors() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors")
-}
-
-fn cases() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(vectors())
-        .expect("../shared/vectors beside the repository")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("expected.json").is_file())
-        .collect();
-    dirs.sort();
-    assert!(dirs.len() >= 40, "expected the shared golden cases, found {}", dirs.len());
-    dirs
-}
 
 fn read(dir: &Path, name: &str) -> Vec<u8> {
     std::fs::read(dir.join(name)).unwrap()

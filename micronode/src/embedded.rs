@@ -20,6 +20,7 @@ use crate::amnesia::AmnesiaDir;
 use crate::clock::SystemClock;
 use crate::config::{EnvReload, NodeConfig};
 use crate::node::NodeError;
+use crate::overlap::ScopedThread;
 use crate::server::{GateLimits, RunningServer, Server, ServerOptions};
 use crate::{config, keys};
 
@@ -87,12 +88,10 @@ impl EmbeddedNode {
             hot: defaults.hot,
             features: vec!["gzip"],
         };
-        let service = Arc::new(Service::new(
-            service_config,
-            Arc::new(SystemClock::new()),
-            artifacts,
-            Arc::new(EnvReload),
-        ));
+        let service = Arc::new(
+            Service::new(service_config, Arc::new(SystemClock::new()), artifacts, Arc::new(EnvReload))
+                .with_overlap(Arc::new(ScopedThread)),
+        );
         let options_server = ServerOptions {
             workers: 1,
             decomp_ratio_max: defaults.decomp_ratio_max,

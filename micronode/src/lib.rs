@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod amnesia;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
@@ -20,6 +21,7 @@ pub mod keys;
 pub mod ledger;
 pub mod node;
 pub mod offline;
+pub mod overlap;
 mod queue;
 pub mod server;
 pub mod tls;

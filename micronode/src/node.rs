@@ -26,6 +26,7 @@ use crate::amnesia::AmnesiaDir;
 use crate::clock::SystemClock;
 use crate::config::{EnvReload, FileReload, LedgerConfig, LogFormat, NodeConfig};
 use crate::ledger::{DrainThread, HttpLedger, SystemPacer};
+use crate::overlap::ScopedThread;
 use crate::server::{GateLimits, RunningServer, Server, ServerOptions};
 use crate::{keys, tls};
 
@@ -228,7 +229,8 @@ impl Node {
             hot,
             features,
         };
-        let mut service = Service::new(service_config, Arc::new(SystemClock::new()), artifacts, reload);
+        let mut service = Service::new(service_config, Arc::new(SystemClock::new()), artifacts, reload)
+            .with_overlap(Arc::new(ScopedThread));
         if let Some(ledger_url) = &config.ledger.url {
             let deadline = Duration::from_millis(config.ledger.deadline_ms);
             let client = HttpLedger::new(ledger_url, deadline, config.ledger.ca_file.as_deref())

@@ -14,12 +14,11 @@ pub fn compute(inputs: &[u8], policy: &[u8], tenant: &str, keys: &SigningKeys) -
     let run = Run::compute(&inputs, &policy, tenant)?;
     let signatures = keys.sign(run.digest_bytes());
     let meta = ResultMeta {
-        signatures: &signatures,
         ledger: LedgerReport::DRY_RUN,
         compute_ms: started.elapsed().as_secs_f64() * 1e3,
         with_allocations: true,
     };
-    Ok(result::render(&run, &meta))
+    Ok(result::render(&run, &signatures, &meta))
 }
 
 /// Whether `tenant` is a valid tenant name (API.md §3: 1–64 chars of `[A-Za-z0-9._-]`).

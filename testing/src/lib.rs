@@ -1,6 +1,8 @@
 //! Test peers for svc-rewarder: a deterministic generator of realistic inputs and policy
-//! documents (CALCULUS.md §1) at fixed scales, for tests, benchmarks and load runs; and
-//! `ledger_sim`, the ledger side of API.md §4 with fault injection, for chaos tests.
+//! documents (CALCULUS.md §1) at fixed scales, for tests, benchmarks and load runs;
+//! `ledger_sim`, the ledger side of API.md §4 with fault injection, for chaos tests; `node`, a
+//! node binary run as a child process and spoken to in raw HTTP/1.1, for the integration tests
+//! of the node crates; and `golden`, the list of the shared golden vectors.
 //!
 //! It does not compute rewards and is not a product ledger: the generator only produces bytes,
 //! identical for the same `(scale, epoch, seed)` on every machine and crate version, and the
@@ -14,7 +16,9 @@
 
 #![deny(missing_docs)]
 
+pub mod golden;
 pub mod ledger_sim;
+pub mod node;
 pub mod rng;
 pub mod vectors;
 

@@ -21,7 +21,7 @@ use crate::error::{Code, Error};
 use crate::inputs::Inputs;
 use crate::manifest::Manifest;
 use crate::policy::Policy;
-use crate::result::{self, LedgerReport, LedgerStatus, ResultMeta};
+use crate::result::{self, LedgerStatus, ResultMeta};
 use crate::run::Run;
 
 /// Longest piece of a request echoed back in an error message.
@@ -152,40 +152,62 @@ impl Service {
                 lock(&self.runs).insert(Arc::clone(queued));
             }
         }
-        let stored = match cached {
+        let (stored, fresh) = match cached {
             Some(stored) => {
                 self.metrics.run(RunStatus::Cached);
                 lock(&self.runs).mark_latest(&stored);
-                stored
+                (stored, false)
             }
-            None => self.run_and_store(&inputs, &policy, tenant)?,
+            None => (self.run(&inputs, &policy, tenant)?, true),
         };
-        let ledger = self.settle(&stored, request.dry_run)?;
-        let status = if ledger.status == LedgerStatus::Quarantined { 202 } else { 200 };
-        Ok(self.result_response(status, &stored, ledger, with_allocations))
+        let answer = || {
+            if fresh {
+                self.store(&stored);
+            }
+            let ledger = self.settle(&stored, request.dry_run)?;
+            let status = if ledger.status == LedgerStatus::Quarantined { 202 } else { 200 };
+            let meta = ResultMeta { ledger, compute_ms: stored.compute_ms, with_allocations };
+            Ok::<_, Error>((status, result::render_tail(&stored.run, &meta)))
+        };
+        let keys = &self.config.keys;
+        let (signatures, answer) = if stored.is_signed() || keys.ml_dsa_65_public_hex().is_none() {
+            (stored.signatures(keys), answer())
+        } else {
+            self.overlapped(|| stored.signatures(keys), answer)
+        };
+        let (status, tail) = answer?;
+        let body = result::join(result::render_head(&stored.run, signatures), &tail);
+        Ok(Response { status, content_type: JSON, retry_after_s: None, body })
     }
 
-    /// Computes, checks and stores a new run, timing it on the host's monotonic clock.
-    fn run_and_store(
-        &self,
-        inputs: &Arc<Inputs>,
-        policy: &Policy,
-        tenant: &str,
-    ) -> Result<Arc<StoredRun>, Error> {
+    /// `side` and `main` at once on the host's [`super::Overlap`].
+    fn overlapped<A: Send, B>(&self, side: impl FnOnce() -> A + Send, main: impl FnOnce() -> B) -> (A, B) {
+        let (mut side, mut main) = (Some(side), Some(main));
+        let (mut a, mut b) = (None, None);
+        self.overlap.both(&mut || a = side.take().map(|f| f()), &mut || b = main.take().map(|f| f()));
+        // `both` runs each to completion before it returns.
+        (a.expect("side ran"), b.expect("main ran"))
+    }
+
+    /// Computes and checks a new run, timing it on the host's monotonic clock.
+    fn run(&self, inputs: &Arc<Inputs>, policy: &Policy, tenant: &str) -> Result<Arc<StoredRun>, Error> {
         let started = self.clock.monotonic();
         let run = Run::compute(inputs, policy, tenant);
         let elapsed = self.clock.monotonic().saturating_sub(started);
         let run = run.inspect_err(|e| self.count_failed_run(e))?;
         self.metrics.observe_compute(elapsed);
         self.metrics.run(RunStatus::Ok);
-        let stored = Arc::new(StoredRun::new(run, elapsed.as_secs_f64() * 1000.0));
+        Ok(Arc::new(StoredRun::new(run, elapsed.as_secs_f64() * 1000.0)))
+    }
+
+    /// Keeps a new run's record with the host and stores the run.
+    fn store(&self, stored: &Arc<StoredRun>) {
         let record = serde_json::json!({
             "manifest": stored.run.manifest(),
             "manifest_digest": stored.run.manifest_digest(),
         });
         self.keep_artifact(stored.run.run_id(), record.to_string().as_bytes());
-        lock(&self.runs).insert(Arc::clone(&stored));
-        Ok(stored)
+        lock(&self.runs).insert(Arc::clone(stored));
     }
 
     /// Counts a run the calculus refused (`reward_runs_total`, `reward_invariant_fail_total`).
@@ -197,18 +219,11 @@ impl Service {
         self.metrics.run(status);
     }
 
-    /// The API.md §1.2 body of a stored run, signed now.
-    fn result_response(
-        &self,
-        status: u16,
-        stored: &StoredRun,
-        ledger: LedgerReport,
-        with_allocations: bool,
-    ) -> Response {
-        let signatures = self.config.keys.sign(stored.run.digest_bytes());
-        let meta =
-            ResultMeta { signatures: &signatures, ledger, compute_ms: stored.compute_ms, with_allocations };
-        Response { status, content_type: JSON, retry_after_s: None, body: result::render(&stored.run, &meta) }
+    /// The API.md §1.2 body of a stored run.
+    fn result_response(&self, stored: &StoredRun, with_allocations: bool) -> Response {
+        let meta = ResultMeta { ledger: stored.ledger(), compute_ms: stored.compute_ms, with_allocations };
+        let body = result::render(&stored.run, stored.signatures(&self.config.keys), &meta);
+        Response { status: 200, content_type: JSON, retry_after_s: None, body }
     }
 
     fn latest_run(&self, tenant: &str, epoch: &str) -> Result<Arc<StoredRun>, Error> {
@@ -235,7 +250,7 @@ impl Service {
             .with_detail("epoch", epoch)
             .with_detail("run_id", stored.run.run_id()));
         }
-        Ok(self.result_response(200, &stored, stored.ledger(), with_allocations))
+        Ok(self.result_response(&stored, with_allocations))
     }
 
     /// `GET /rewarder/epochs/{epoch}/proof/{actor}`: the Merkle proof of one payee of the

@@ -103,6 +103,26 @@ pub trait Artifacts: Send + Sync {
     fn keep(&self, name: &str, bytes: &[u8]) -> bool;
 }
 
+/// Two pieces of work at once, where the host has a second thread to give: a node runs the
+/// post-quantum signature (about a millisecond) beside storing, settling and rendering the
+/// rest of the answer, so that `REQUIRE_PQ_ON` costs latency only where the two cannot
+/// overlap. [`Sequential`] is the default.
+pub trait Overlap: Send + Sync {
+    /// Runs both to completion before returning.
+    fn both(&self, side: &mut (dyn FnMut() + Send), main: &mut dyn FnMut());
+}
+
+/// [`Overlap`] without a second thread: `side`, then `main`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sequential;
+
+impl Overlap for Sequential {
+    fn both(&self, side: &mut (dyn FnMut() + Send), main: &mut dyn FnMut()) {
+        side();
+        main();
+    }
+}
+
 /// Re-reads the hot-reloadable knobs (`SIGHUP`, `POST /rewarder/admin/reload`).
 pub trait Reload: Send + Sync {
     /// The new knobs, or why they are refused (the old ones are then kept).
@@ -178,6 +198,7 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     artifacts: Arc<dyn Artifacts>,
     reload: Arc<dyn Reload>,
+    overlap: Arc<dyn Overlap>,
     /// `None` = authentication off.
     keyring: Option<auth::Keyring>,
     hot: RwLock<HotKnobs>,
@@ -224,7 +245,15 @@ impl Service {
             clock,
             artifacts,
             reload,
+            overlap: Arc::new(Sequential),
         }
+    }
+
+    /// The same service, overlapping signatures with the rest of an answer on the host's
+    /// threads (see [`Overlap`]).
+    pub fn with_overlap(mut self, overlap: Arc<dyn Overlap>) -> Service {
+        self.overlap = overlap;
+        self
     }
 
     /// The body cap for a request line, so the host can refuse before reading (`413`):

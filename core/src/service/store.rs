@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::mem::{size_of, size_of_val};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::lock;
 use super::lru::Lru;
@@ -17,6 +17,7 @@ use crate::inputs::Inputs;
 use crate::policy::Policy;
 use crate::result::LedgerReport;
 use crate::run::Run;
+use crate::sign::{Signatures, SigningKeys};
 
 /// Bytes counted per stored document beyond its contents (keys, map and slab slots).
 const DOCUMENT_OVERHEAD_BYTES: usize = 256;
@@ -138,12 +139,25 @@ pub(crate) struct StoredRun {
     pub(crate) compute_ms: f64,
     /// Where its payouts stand with the ledger.
     ledger: Mutex<LedgerReport>,
+    /// Its signatures, made once: both algorithms sign deterministically and the node's keys
+    /// never change while it runs, so every later answer repeats them.
+    signatures: OnceLock<Signatures>,
 }
 
 impl StoredRun {
     /// A run not yet handed to any ledger.
     pub(crate) fn new(run: Run, compute_ms: f64) -> Self {
-        StoredRun { run, compute_ms, ledger: Mutex::new(LedgerReport::DRY_RUN) }
+        StoredRun { run, compute_ms, ledger: Mutex::new(LedgerReport::DRY_RUN), signatures: OnceLock::new() }
+    }
+
+    /// Its signatures under `keys`, signing on first use (a concurrent caller waits for it).
+    pub(crate) fn signatures(&self, keys: &SigningKeys) -> &Signatures {
+        self.signatures.get_or_init(|| keys.sign(self.run.digest_bytes()))
+    }
+
+    /// Whether [`StoredRun::signatures`] would answer at once.
+    pub(crate) fn is_signed(&self) -> bool {
+        self.signatures.get().is_some()
     }
 
     /// The latest ledger report.

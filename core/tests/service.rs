@@ -87,6 +87,7 @@ struct Setup {
     pq: bool,
     hot: HotKnobs,
     runs_max: usize,
+    runs_max_bytes: usize,
     documents_max_bytes: usize,
     req_body_max_bytes: usize,
     overlap: Option<Arc<dyn Overlap>>,
@@ -99,6 +100,7 @@ impl Default for Setup {
             pq: false,
             hot: HotKnobs { tenant_rps_max: 1_000_000, ..HotKnobs::default() },
             runs_max: 1024,
+            runs_max_bytes: usize::MAX,
             documents_max_bytes: 256 << 20,
             req_body_max_bytes: 1 << 20,
             overlap: None,
@@ -120,6 +122,7 @@ impl Setup {
             req_body_max_bytes: self.req_body_max_bytes,
             inputs_max_bytes: 64 << 20,
             runs_max: self.runs_max,
+            runs_max_bytes: self.runs_max_bytes,
             documents_max_bytes: self.documents_max_bytes,
             keys: SigningKeys::from_seeds(&[7; 32], self.pq.then_some(&[9; 32])),
             hot: self.hot,
@@ -648,6 +651,23 @@ fn runs_are_bounded_by_count() {
     assert_eq!(n.run(other.as_bytes(), &policy, None).status(), 200);
     assert_eq!(n.get("/rewarder/epochs/2026-11-30", None).status(), 200);
     assert_eq!(n.get("/rewarder/epochs/2026-11-29", None).code(), "unknown_epoch");
+}
+
+#[test]
+fn runs_are_bounded_by_bytes() {
+    // Each run of the basic case weighs a few kilobytes (estimated): room for one, not two.
+    let n = Setup { runs_max_bytes: 3_000, ..Setup::default() }.node();
+    let (inputs, policy) = basic();
+    assert_eq!(n.run(&inputs, &policy, None).status(), 200);
+    assert_eq!(n.get("/rewarder/epochs/2026-11-29", None).status(), 200);
+    let other = String::from_utf8(inputs.clone()).unwrap().replace("2026-11-29", "2026-11-30");
+    assert_eq!(n.run(other.as_bytes(), &policy, None).status(), 200);
+    assert_eq!(n.get("/rewarder/epochs/2026-11-30", None).status(), 200);
+    assert_eq!(n.get("/rewarder/epochs/2026-11-29", None).code(), "unknown_epoch");
+    // A run heavier than the whole bound is still answered, and kept alone until the next.
+    let tiny = Setup { runs_max_bytes: 1, ..Setup::default() }.node();
+    assert_eq!(tiny.run(&inputs, &policy, None).status(), 200);
+    assert_eq!(tiny.get("/rewarder/epochs/2026-11-29", None).status(), 200);
 }
 
 #[test]

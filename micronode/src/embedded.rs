@@ -83,6 +83,7 @@ impl EmbeddedNode {
             req_body_max_bytes: defaults.req_body_max_bytes,
             inputs_max_bytes: defaults.inputs_max_bytes,
             runs_max: defaults.runs_max,
+            runs_max_bytes: defaults.runs_max_bytes,
             documents_max_bytes: defaults.documents_max_bytes,
             keys,
             hot: defaults.hot,

@@ -224,6 +224,7 @@ impl Node {
             req_body_max_bytes: config.req_body_max_bytes,
             inputs_max_bytes: config.inputs_max_bytes,
             runs_max: config.runs_max,
+            runs_max_bytes: config.runs_max_bytes,
             documents_max_bytes: config.documents_max_bytes,
             keys,
             hot,

@@ -429,6 +429,7 @@ mod tests {
             req_body_max_bytes: 1 << 20,
             inputs_max_bytes: 1 << 20,
             runs_max: 4,
+            runs_max_bytes: 1 << 20,
             documents_max_bytes: 1 << 20,
             keys: SigningKeys::from_seeds(&[7; 32], None),
             hot: HotKnobs::default(),

@@ -933,6 +933,7 @@ mod tests {
             req_body_max_bytes: 1 << 20,
             inputs_max_bytes: 1 << 20,
             runs_max: 64,
+            runs_max_bytes: usize::MAX,
             documents_max_bytes: 1 << 24,
             keys: SigningKeys::from_seeds(&[3; 32], None),
             hot: HotKnobs { tenant_rps_max: 1_000_000, ..HotKnobs::default() },

@@ -182,6 +182,8 @@ pub struct Config {
     pub inputs_max_bytes: usize,
     /// `RUNS_MAX`: stored runs kept, least recently used evicted first.
     pub runs_max: usize,
+    /// `RUNS_MAX_BYTES`: estimated bytes of stored runs kept, least recently used evicted first.
+    pub runs_max_bytes: usize,
     /// Bytes of parsed documents kept per node, least recently used evicted first.
     pub documents_max_bytes: usize,
     /// The signing keys (ML-DSA-65 present exactly when PQ is required).
@@ -234,7 +236,7 @@ impl Service {
             keyring,
             hot: RwLock::new(config.hot),
             documents: Mutex::new(store::Documents::new(config.documents_max_bytes)),
-            runs: Mutex::new(store::Runs::new(config.runs_max)),
+            runs: Mutex::new(store::Runs::new(config.runs_max, config.runs_max_bytes)),
             buckets: Mutex::new(rate::TenantBuckets::new()),
             gate: inflight::InflightGate::default(),
             metrics,
@@ -405,6 +407,7 @@ mod tests {
             req_body_max_bytes: 1 << 20,
             inputs_max_bytes: 1 << 20,
             runs_max: 8,
+            runs_max_bytes: usize::MAX,
             documents_max_bytes: 1 << 20,
             keys: SigningKeys::from_seeds(&[1; 32], None),
             hot: HotKnobs::default(),

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use super::lock;
 use super::lru::Lru;
+use crate::calculus::Payee;
 use crate::inputs::Inputs;
 use crate::policy::Policy;
 use crate::result::LedgerReport;
@@ -171,8 +172,17 @@ impl StoredRun {
     }
 }
 
-/// Runs by run id (a memo: the same request is the same run), bounded by count, and each
-/// tenant's latest run per epoch.
+/// Bytes counted per stored run beyond its payees (manifest strings, keys, map slots).
+const RUN_OVERHEAD_BYTES: usize = 2048;
+
+/// An estimate of the memory a stored run holds: its payees and manifest. The inputs it
+/// shares (`Arc`) are the documents store's to count.
+pub(crate) fn run_weight(run: &Run) -> usize {
+    run.outcome().payees.len() * size_of::<Payee>() + RUN_OVERHEAD_BYTES
+}
+
+/// Runs by run id (a memo: the same request is the same run), bounded by count and by their
+/// estimated bytes, and each tenant's latest run per epoch.
 pub(crate) struct Runs {
     lru: Lru<String, Arc<StoredRun>>,
     /// `(tenant, epoch)` → run id; only ever names runs still in `lru`.
@@ -180,9 +190,9 @@ pub(crate) struct Runs {
 }
 
 impl Runs {
-    /// An empty store of at most `runs_max` runs.
-    pub(crate) fn new(runs_max: usize) -> Self {
-        Runs { lru: Lru::new(runs_max, usize::MAX), latest: HashMap::new() }
+    /// An empty store of at most `runs_max` runs weighing at most `bytes_max` (estimated).
+    pub(crate) fn new(runs_max: usize, bytes_max: usize) -> Self {
+        Runs { lru: Lru::new(runs_max, bytes_max), latest: HashMap::new() }
     }
 
     /// The tenant's run with that id.
@@ -196,7 +206,8 @@ impl Runs {
     pub(crate) fn insert(&mut self, run: Arc<StoredRun>) {
         let id = run.run.run_id().to_owned();
         self.mark_latest(&run);
-        for (evicted_id, evicted) in self.lru.insert(id, run, 1) {
+        let weight = run_weight(&run.run);
+        for (evicted_id, evicted) in self.lru.insert(id, run, weight) {
             let m = evicted.run.manifest();
             let key = (m.tenant.clone(), m.epoch.clone());
             if self.latest.get(&key) == Some(&evicted_id) {
@@ -272,7 +283,7 @@ mod tests {
     #[test]
     fn runs_are_bounded_and_latest_follows_eviction() {
         let (p, _) = policy();
-        let mut runs = Runs::new(2);
+        let mut runs = Runs::new(2, usize::MAX);
         let run = |t: &str, e: &str, pool| {
             Arc::new(StoredRun::new(Run::compute(&inputs(e, pool), &p, t).unwrap(), 1.0))
         };

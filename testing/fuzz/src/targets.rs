@@ -275,6 +275,7 @@ fn service(auth_on: bool) -> Service {
         req_body_max_bytes: 64 << 10,
         inputs_max_bytes: 256 << 10,
         runs_max: 8,
+        runs_max_bytes: 1 << 20,
         documents_max_bytes: 1 << 20,
         keys: SigningKeys::from_seeds(&[7; 32], None),
         hot: HotKnobs { tenant_rps_max: 1_000_000, max_inflight: 4, work_queue_max: 16 },

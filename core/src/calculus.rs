@@ -116,7 +116,9 @@ pub fn allocate(inputs: &Inputs, policy: &Policy) -> Result<Outcome, Error> {
     largest_remainder(&active, &score, rest, total, &mut amount)?;
 
     let min_payout = policy.min_payout_minor();
-    let mut payees = Vec::new();
+    // Sized exactly: a stored run keeps this list for as long as it is stored.
+    let paid_count = amount.iter().filter(|&&x| x > 0 && x >= min_payout).count();
+    let mut payees = Vec::with_capacity(paid_count);
     let mut paid: u64 = 0;
     for (a, &x) in amount.iter().enumerate() {
         if x > 0 && x >= min_payout {

@@ -5,8 +5,8 @@
 //! Knobs beyond API.md §5, specific to this transport: `CONNECTIONS_MAX` (client connections
 //! held at once, default 128), `DOCUMENTS_MAX_BYTES` (parsed documents kept in memory,
 //! default 268435456), `RUNS_MAX_BYTES` (stored runs kept in memory beside `RUNS_MAX`, by their
-//! estimated size: about 32 bytes per payee, so an L run of 50,000 payees weighs 1.6 MB; default
-//! 33554432), `LEDGER_QUARANTINE_MAX` (intents the ledger quarantine queue holds
+//! estimated size: 32 bytes per payee, so an L run of 50,000 payees weighs 1.6 MB; default
+//! 16777216), `LEDGER_QUARANTINE_MAX` (intents the ledger quarantine queue holds
 //! before new non-dry runs are refused `503 overloaded`, default 100000) and `LEDGER_CA_FILE`
 //! (PEM certificates to trust for an `https://` `LEDGER_URL` instead of the Mozilla roots),
 //! and `HOT_KNOBS_FILE` (see [`FileReload`]).
@@ -217,7 +217,7 @@ impl NodeConfig {
             tls,
             amnesia_dir: env.get("AMNESIA_DIR").map(PathBuf::from),
             runs_max: env.number("RUNS_MAX", 1024, 1, usize::MAX)?,
-            runs_max_bytes: env.number("RUNS_MAX_BYTES", 32 << 20, 1, usize::MAX)?,
+            runs_max_bytes: env.number("RUNS_MAX_BYTES", 16 << 20, 1, usize::MAX)?,
             documents_max_bytes: env.number("DOCUMENTS_MAX_BYTES", 256 << 20, 1, usize::MAX)?,
             connections_max: env.number("CONNECTIONS_MAX", CONNECTIONS_MAX_DEFAULT, 1, 65_536)?,
             log_format,

@@ -178,7 +178,7 @@ const RUN_OVERHEAD_BYTES: usize = 2048;
 /// An estimate of the memory a stored run holds: its payees and manifest. The inputs it
 /// shares (`Arc`) are the documents store's to count.
 pub(crate) fn run_weight(run: &Run) -> usize {
-    run.outcome().payees.len() * size_of::<Payee>() + RUN_OVERHEAD_BYTES
+    run.outcome().payees.capacity() * size_of::<Payee>() + RUN_OVERHEAD_BYTES
 }
 
 /// Runs by run id (a memo: the same request is the same run), bounded by count and by their

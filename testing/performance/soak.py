@@ -17,6 +17,8 @@ Reports (one JSON line per minute, then a summary line):
   p95_drift_pct    p95 of the last minute vs the first minute after warm-up
   invariant_fail   reward_invariant_fail_total from /metrics (must stay 0)
   errors           requests that did not answer 200/201
+  node_cpu_drift_pct  the node's CPU ms per run (/proc/PID/stat), last vs first minute: on a
+                   shared machine, a p95 drift with flat node CPU is waiting outside the node
 and exits 1 when growth > 5 %, drift > 10 %, any invariant failure or any error; 2 on bad usage.
 
 Usage: soak.py [--minutes 10] [--warmup-minutes 2] [--rate 50] [--exe rewarder-micronode]
@@ -59,6 +61,20 @@ def rss_kib(pid):
     return 0
 
 
+def cpu_ms(pid):
+    """The node's CPU time so far (utime + stime, every thread), in ms."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_run(m):
+    """The node's mean CPU ms per run over a minute (PUT + compute), or None."""
+    if not m or not m["times"] or m.get("cpu_end") is None:
+        return None
+    return (m["cpu_end"] - m["cpu_start"]) / len(m["times"])
+
+
 def threads(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -74,6 +90,9 @@ def report_minute(minute, m, pid):
             "rss_kib": round(sum(m["rss"]) / max(1, len(m["rss"]))), "threads": threads(pid)}
     if m["times"]:
         line.update(common.summary(m["times"]))
+    cpu = cpu_per_run(m)
+    if cpu is not None:
+        line["node_cpu_ms_per_run"] = round(cpu, 3)
     print(json.dumps(line), flush=True)
 
 
@@ -122,10 +141,15 @@ def main():
             if elapsed >= total_s:
                 break
             minute = int(elapsed // 60)
+            if minute not in per_minute:
+                cpu_now = cpu_ms(pid)
+                if minute - 1 in per_minute:
+                    per_minute[minute - 1]["cpu_end"] = cpu_now
+                per_minute[minute] = {"times": [], "rss": [], "errors": 0, "cpu_start": cpu_now, "cpu_end": None}
             while printed < minute - 1:
                 printed += 1
                 report_minute(printed, per_minute.get(printed), pid)
-            bucket = per_minute.setdefault(minute, {"times": [], "rss": [], "errors": 0})
+            bucket = per_minute[minute]
             if now >= next_sample:
                 bucket["rss"].append(rss_kib(pid))
                 next_sample += SAMPLE_S
@@ -149,6 +173,7 @@ def main():
                 errors += 1
                 bucket["errors"] += 1
         per_minute[max(per_minute)]["rss"].append(rss_kib(pid))
+        per_minute[max(per_minute)]["cpu_end"] = cpu_ms(pid)
         while printed < max(per_minute):
             printed += 1
             report_minute(printed, per_minute.get(printed), pid)
@@ -163,6 +188,7 @@ def main():
         p95_f, p95_l = common.summary(f["times"])["p95_ms"], common.summary(l["times"])["p95_ms"]
         growth = (rss_l - rss_f) / rss_f * 100
         drift = (p95_l - p95_f) / p95_f * 100
+        cpu_f, cpu_l = cpu_per_run(f), cpu_per_run(l)
         shm = [d for d in os.listdir("/dev/shm") if d.startswith(f"rewarder-{pid}-")] if os.path.isdir("/dev/shm") else []
         amnesia_bytes = sum(
             os.path.getsize(os.path.join("/dev/shm", d, f)) for d in shm for f in os.listdir(os.path.join("/dev/shm", d))
@@ -175,6 +201,10 @@ def main():
             "compared_minutes": [full[0], last_whole],
             "rss_first_kib": round(rss_f), "rss_last_kib": round(rss_l), "rss_growth_pct": round(growth, 2),
             "p95_first_ms": p95_f, "p95_last_ms": p95_l, "p95_drift_pct": round(drift, 2),
+            # The node's own CPU per run, first vs last minute: flat while p95 drifts means
+            # the wait was outside the node (a shared machine); rising means the node slowed.
+            "node_cpu_ms_per_run_first": round(cpu_f, 3), "node_cpu_ms_per_run_last": round(cpu_l, 3),
+            "node_cpu_drift_pct": round((cpu_l - cpu_f) / cpu_f * 100, 2),
             "invariant_fail": invariants, "amnesia_spill_total": spills, "amnesia_dir_bytes": amnesia_bytes,
             "threads": threads(pid), "env": env,
         }

@@ -143,9 +143,13 @@ impl Shared {
         self.stop.load(Ordering::Acquire)
     }
 
-    /// Publishes the work queue's depth as the `queue_depth` gauge.
+    /// Publishes the work queue's depth as the `queue_depth` gauge. It is clamped to the bound in
+    /// force: admission never lets more wait, so a count above it is an answered request not yet
+    /// back at the gate. After a reload lowers the bound, the gauge reads the full new bound
+    /// until the excess drains.
     pub(crate) fn publish_queue_depth(&self) {
-        self.service.metrics().set_queue_depth(self.queue.depth() as u64);
+        let max = u64::from(self.service.hot().work_queue_max);
+        self.service.metrics().set_queue_depth((self.queue.depth() as u64).min(max));
     }
 }
 

@@ -9,10 +9,11 @@
 //! - `picked`: requests a request thread took and has not answered yet (the thread's
 //!   [`Picked`], dropped just *before* it writes the answer).
 //!
-//! Queued = `forwarded − picked`. Because an entry is counted before it is checked and a
-//! pick is uncounted before its answer can reach the gate, the difference never
-//! under-counts: the bound holds strictly, and at worst a request already answered is still
-//! counted for the few microseconds until the gate reads the answer.
+//! Queued = `forwarded − picked`. An entry is admitted by compare-and-swap on `forwarded`, and a
+//! pick is uncounted before its answer can reach the gate. So the difference never under-counts
+//! and the bound holds strictly. At worst, a request already answered is still counted for the
+//! few microseconds until the gate reads the answer; the gauge is clamped to the bound for
+//! that reason (see `Shared::publish_queue_depth`).
 //!
 //! It does not wait: a request beyond the bound is refused at once (`503 overloaded`,
 //! `rejected_total{reason="queue_full"}`) by the gate, which reads the bound from the
@@ -42,11 +43,23 @@ pub(crate) struct Picked<'a> {
 impl WorkQueue {
     /// Admits one more request when fewer than `max` wait; `None` = the queue is full.
     pub(crate) fn enter(&self, max: usize) -> Option<Entry<'_>> {
-        let forwarded = self.forwarded.fetch_add(1, Ordering::AcqRel) + 1;
-        let entry = Entry { queue: self };
-        let waiting = forwarded.saturating_sub(self.picked.load(Ordering::Acquire));
-        // `waiting` includes this request.
-        (waiting <= max).then_some(entry)
+        // Counted only once admitted: a refused request of a burst never shows in the gauge
+        // nor crowds out a request racing it for the last slot.
+        let mut forwarded = self.forwarded.load(Ordering::Acquire);
+        loop {
+            if forwarded.saturating_sub(self.picked.load(Ordering::Acquire)) >= max {
+                return None;
+            }
+            match self.forwarded.compare_exchange_weak(
+                forwarded,
+                forwarded + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(Entry { queue: self }),
+                Err(now) => forwarded = now,
+            }
+        }
     }
 
     /// A request thread took a request.

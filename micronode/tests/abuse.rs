@@ -612,7 +612,7 @@ fn invalid_utf8_in_paths_is_a_json_4xx() {
 #[test]
 fn deeply_nested_json_is_malformed_json_and_the_node_lives() {
     let node = Node::start(&[]);
-    let (base, rss_before) = bounded(&node, "before nesting", BASE_THREADS_SLACK + 8);
+    let (_, rss_before) = bounded(&node, "before nesting", BASE_THREADS_SLACK + 8);
     let depth = 100_000;
     let arrays = [vec![b'['; depth], vec![b']'; depth]].concat();
     let open_only = vec![b'['; depth];
@@ -645,7 +645,10 @@ fn deeply_nested_json_is_malformed_json_and_the_node_lives() {
         reply.assert_error(400, "malformed_json");
         assert_eq!(node.call("GET", "/healthz", &[], None).status, 200, "alive after {method} {path}");
     }
-    let (_, rss_after) = bounded(&node, "after nesting", base + 4);
+    // The gate's connection threads outlive their exchanges briefly (as after the floods), so
+    // the count is bounded absolutely, once they have had time to exit.
+    threads_settle(&node, BASE_THREADS_SLACK, Duration::from_secs(5));
+    let (_, rss_after) = bounded(&node, "after nesting", BASE_THREADS_SLACK + 8);
     assert!(rss_after < rss_before + 32 * 1024, "RSS grew from {rss_before} to {rss_after} KiB");
 }
 

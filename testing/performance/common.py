@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import time
+import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
@@ -57,7 +58,43 @@ def generate(scale, out_dir, epoch="demo", seed=0):
     return inputs, policy
 
 
-class Node:
+class Stopped:
+    """A child process in `self.proc`, terminated (then killed) when the `with` block ends."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def cpu_seconds(pid):
+    """CPU time of a process so far (utime + stime of every thread, exited ones included), in s."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def metrics(port):
+    """A node's /metrics as {series: value} (series written out with their labels)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            try:
+                out[name] = float(value)
+            except ValueError:
+                pass
+    return out
+
+
+class Node(Stopped):
     """A node process on a free loopback port, stopped (SIGTERM) on exit."""
 
     def __init__(self, exe="rewarder-micronode", env=None, args=("serve",), wrap=()):
@@ -72,15 +109,6 @@ class Node:
         wait_ready(self.port, deadline_s=10)
         self.ready_after_s = time.perf_counter() - self.started
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 def wait_ready(port, deadline_s):

@@ -26,16 +26,6 @@ import common
 BUDGET_PCT = 5.0
 
 
-def cpu_ms(pid):
-    """CPU time of the node process so far, in ms: /proc/PID/stat utime + stime, which keeps
-    the time of threads that have exited (the node signs on a short-lived second thread).
-    Clock-tick resolution, so it is read around the whole loop and reported as a mean; it
-    counts time on a CPU only, not time waiting for one, so a busy machine does not inflate it."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
-
-
 def put_policy(conn, doc):
     status, body = common.request(conn, "PUT", "/rewarder/policies", json.dumps(doc).encode())
     assert status in (200, 201), (status, body[:300])
@@ -69,7 +59,7 @@ def main():
             cids = {k: common.upload(c, inputs, policy)[0] for k, c in conns.items()}
             base = json.loads(policy)
             times = {"off": [], "on": []}
-            cpu0 = {k: cpu_ms(p) for k, p in (("off", node_a.proc.pid), ("on", node_b.proc.pid))}
+            cpu0 = {k: common.cpu_seconds(p) * 1e3 for k, p in (("off", node_a.proc.pid), ("on", node_b.proc.pid))}
             for i in range(a.runs):
                 order = ("off", "on") if i % 2 == 0 else ("on", "off")
                 doc = dict(base, policy_id=f"pq-{scale}-{i}")
@@ -84,8 +74,8 @@ def main():
                     has_pq = b'"ml_dsa_65"' in resp and b'"ml_dsa_65":null' not in resp
                     assert has_pq == (which == "on"), f"PQ signature presence wrong on the {which} node"
             off, on = common.summary(times["off"]), common.summary(times["on"])
-            cpu_off = (cpu_ms(node_a.proc.pid) - cpu0["off"]) / a.runs
-            cpu_on = (cpu_ms(node_b.proc.pid) - cpu0["on"]) / a.runs
+            cpu_off = (common.cpu_seconds(node_a.proc.pid) * 1e3 - cpu0["off"]) / a.runs
+            cpu_on = (common.cpu_seconds(node_b.proc.pid) * 1e3 - cpu0["on"]) / a.runs
             line = {
                 "scale": scale,
                 "exe": a.exe,

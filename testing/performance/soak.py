@@ -61,13 +61,6 @@ def rss_kib(pid):
     return 0
 
 
-def cpu_ms(pid):
-    """The node's CPU time so far (utime + stime, every thread), in ms."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
-
-
 def cpu_per_run(m):
     """The node's mean CPU ms per run over a minute (PUT + compute), or None."""
     if not m or not m["times"] or m.get("cpu_end") is None:
@@ -142,7 +135,7 @@ def main():
                 break
             minute = int(elapsed // 60)
             if minute not in per_minute:
-                cpu_now = cpu_ms(pid)
+                cpu_now = common.cpu_seconds(pid) * 1e3
                 if minute - 1 in per_minute:
                     per_minute[minute - 1]["cpu_end"] = cpu_now
                 per_minute[minute] = {"times": [], "rss": [], "errors": 0, "cpu_start": cpu_now, "cpu_end": None}
@@ -173,7 +166,7 @@ def main():
                 errors += 1
                 bucket["errors"] += 1
         per_minute[max(per_minute)]["rss"].append(rss_kib(pid))
-        per_minute[max(per_minute)]["cpu_end"] = cpu_ms(pid)
+        per_minute[max(per_minute)]["cpu_end"] = common.cpu_seconds(pid) * 1e3
         while printed < max(per_minute):
             printed += 1
             report_minute(printed, per_minute.get(printed), pid)

@@ -30,30 +30,12 @@ import os
 import subprocess
 import tempfile
 import time
-import urllib.request
 
 import common
 import paced
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PATH = "/rewarder/epochs/perf/compute?allocations=false"
-
-
-def metrics(port):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-        text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def prepare(port, scale, policies, tmp):
@@ -151,11 +133,11 @@ def main():
                 run = {"distinct": run_wrk, "same": run_hey, "paced": run_paced}[workload]
                 body = same_file if workload == "same" else bodies_file
                 run(node.port, conns, a.warmup, body)
-                before, cpu0 = metrics(node.port), cpu_seconds(node.proc.pid)
+                before, cpu0 = common.metrics(node.port), common.cpu_seconds(node.proc.pid)
                 t0 = time.perf_counter()
                 res = run(node.port, conns, a.duration, body)
                 wall = time.perf_counter() - t0
-                after, cpu1 = metrics(node.port), cpu_seconds(node.proc.pid)
+                after, cpu1 = common.metrics(node.port), common.cpu_seconds(node.proc.pid)
                 delta = lambda k: int(after.get(k, 0) - before.get(k, 0))
                 res.update({
                     "exe": a.exe, "scale": a.scale, "workload": workload,

@@ -53,26 +53,6 @@ TARGET_RPS = {
 }
 
 
-def metrics(port):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-        text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            try:
-                out[name] = float(value)
-            except ValueError:
-                pass
-    return out
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def proc_status_mib(pid, key):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -87,7 +67,7 @@ def drain(port, deadline_s=60):
     client left, and the measured run must start with all CONNECTIONS_MAX slots free."""
     t_end = time.monotonic() + deadline_s
     while time.monotonic() < t_end:
-        m = metrics(port)
+        m = common.metrics(port)
         if m.get("queue_depth", 0) == 0 and m.get("inflight", 0) == 0:
             time.sleep(0.2)
             return
@@ -192,7 +172,7 @@ class Perf:
             f.readline()
 
 
-class LedgerSim:
+class LedgerSim(common.Stopped):
     """rewarder-testkit ledger-sim on a free loopback port, stopped on exit."""
 
     def __init__(self, latency, seed=1):
@@ -223,15 +203,6 @@ class LedgerSim:
         doc["epochs_with_intents"] = sum(1 for e in epochs if e.get("intents"))
         return doc
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 def main():
@@ -297,7 +268,7 @@ def main():
                     reload_knobs(node, node_pid, knobs_file, load_knobs)
                 load_before = os.getloadavg()
                 # Every request below is a distinct compute unless runs_cached says otherwise.
-                before, cpu0 = metrics(node.port), cpu_seconds(node_pid)
+                before, cpu0 = common.metrics(node.port), common.cpu_seconds(node_pid)
                 if perf:
                     perf.control("enable")
                 t0 = time.perf_counter()
@@ -305,7 +276,7 @@ def main():
                 wall = time.perf_counter() - t0
                 if perf:
                     perf.control("disable")
-                after, cpu1 = metrics(node.port), cpu_seconds(node_pid)
+                after, cpu1 = common.metrics(node.port), common.cpu_seconds(node_pid)
                 rss = proc_status_mib(node_pid, "VmRSS")
                 hwm = proc_status_mib(node_pid, "VmHWM")
                 ledger_stats = ledger.stats() if ledger else None

@@ -48,9 +48,9 @@ android {
 
     testOptions {
         unitTests.all {
-            // Local unit tests load the host library (JNA) and read the shared golden vectors.
+            // Local unit tests load the host library (JNA) and read the golden vectors of the repository.
             it.systemProperty("jna.library.path", File(repo, "target/release").path)
-            it.systemProperty("rewarder.vectors", File(repo, "../shared/vectors").path)
+            it.systemProperty("rewarder.vectors", File(repo, "testing/vectors").path)
         }
     }
 }

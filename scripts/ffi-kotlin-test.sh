@@ -7,7 +7,7 @@
 #
 #   bash scripts/ffi-kotlin-test.sh     # ends with "kotlin: N passed, N failed"
 #
-# The golden vectors are read from REWARDER_VECTORS (default ../shared/vectors), handed to
+# The golden vectors are read from REWARDER_VECTORS (scripts/vectors.sh: testing/vectors), handed to
 # the tests as -Drewarder.vectors. FFI_SKIP_BUILD=1 reuses the library and bindings built
 # before (for a quick re-run after editing only Kotlin).
 set -euo pipefail
@@ -18,7 +18,9 @@ root="$(pwd)"
 source scripts/ffi-kotlin-tools.sh
 [ "${FFI_SKIP_BUILD:-0}" = 1 ] || bash scripts/ffi-bindings.sh
 
-vectors="${REWARDER_VECTORS:-$root/../shared/vectors}"
+# shellcheck source=scripts/vectors.sh
+source scripts/vectors.sh
+vectors="$REWARDER_VECTORS"
 [ -f "$vectors/invalid.json" ] || { echo "ffi-kotlin-test: no golden vectors at $vectors" >&2; exit 1; }
 
 classes="$root/build/kotlin/test-classes"

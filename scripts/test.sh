@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/check-repo.sh
 cargo test --workspace --all-targets --locked
 FFI_PROFILE=debug bash scripts/ffi-kotlin-test.sh
 FFI_PROFILE=debug bash scripts/ffi-swift-check.sh

@@ -1,4 +1,4 @@
-//! Every golden case of `../shared/vectors` reproduced bit for bit through the public API.
+//! Every golden case of `testing/vectors` reproduced bit for bit through the public API.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! The document parsers against the shared vectors: every invalid case gets its code, and
+//! The document parsers against the golden vectors: every invalid case gets its code, and
 //! every valid document parses to what a naive reading of the same JSON says.
 
 use std::collections::BTreeMap;
@@ -8,9 +8,13 @@ use std::path::{Path, PathBuf};
 use rewarder_core::{Inputs, Limits, Policy};
 use serde_json::Value;
 
-fn vectors() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors"))
-}
+// The testkit depends on this crate, so the one definition of where the vectors are comes in
+// as source.
+#[path = "../../testing/src/golden.rs"]
+#[allow(dead_code)]
+mod golden;
+
+use golden::vectors;
 
 /// One vector directory: its documents and, when present, the expected results.
 struct Case {
@@ -23,7 +27,7 @@ struct Case {
 /// Every vector directory holding an `inputs.json`.
 fn valid_cases() -> Vec<Case> {
     let mut dirs: Vec<PathBuf> = fs::read_dir(vectors())
-        .expect("shared/vectors beside the repository")
+        .expect("testing/vectors in the repository")
         .map(|e| e.expect("readable directory entry").path())
         .filter(|p| p.join("inputs.json").is_file())
         .collect();

@@ -19,9 +19,9 @@ use rewarder_core::service::{Artifacts, Config, Profile, Service};
 use crate::amnesia::AmnesiaDir;
 use crate::clock::SystemClock;
 use crate::config::{EnvReload, NodeConfig};
+use crate::http::{RunningServer, Server, ServerOptions, TransportLimits};
 use crate::node::NodeError;
 use crate::overlap::ScopedThread;
-use crate::server::{GateLimits, RunningServer, Server, ServerOptions};
 use crate::{config, keys};
 
 /// What an app chooses about its embedded node; everything else takes the micronode defaults
@@ -96,7 +96,10 @@ impl EmbeddedNode {
         let options_server = ServerOptions {
             workers: 1,
             decomp_ratio_max: defaults.decomp_ratio_max,
-            limits: GateLimits { connections_max: defaults.connections_max, ..GateLimits::default() },
+            limits: TransportLimits {
+                connections_max: defaults.connections_max,
+                ..TransportLimits::default()
+            },
             ..ServerOptions::default()
         };
         let bind = SocketAddr::from(([127, 0, 0, 1], options.port));

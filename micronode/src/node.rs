@@ -25,9 +25,9 @@ use rewarder_core::{Limits, SigningKeys};
 use crate::amnesia::AmnesiaDir;
 use crate::clock::SystemClock;
 use crate::config::{EnvReload, FileReload, LedgerConfig, LogFormat, NodeConfig};
+use crate::http::{RunningServer, Server, ServerOptions, TransportLimits};
 use crate::ledger::{DrainThread, HttpLedger, SystemPacer};
 use crate::overlap::ScopedThread;
-use crate::server::{GateLimits, RunningServer, Server, ServerOptions};
 use crate::{keys, tls};
 
 /// Why the node could not start or stopped abnormally, mapped to an exit code by the binary.
@@ -252,7 +252,7 @@ impl Node {
         let options = ServerOptions {
             workers: flavor.workers(),
             decomp_ratio_max: config.decomp_ratio_max,
-            limits: GateLimits { connections_max: config.connections_max, ..GateLimits::default() },
+            limits: TransportLimits { connections_max: config.connections_max, ..TransportLimits::default() },
             tls: tls.clone(),
             ..ServerOptions::default()
         };

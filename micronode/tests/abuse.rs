@@ -35,8 +35,8 @@ use support::{Node, Reply, read_reply, vectors};
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 /// The node's RSS bound under abuse.
 const RSS_KIB_MAX: u64 = 200 * 1024;
-/// Threads a node runs besides its connection threads (main, accept, dispatcher, signals,
-/// tiny_http's accept and pool), with room to spare.
+/// Threads a node runs (main, the I/O thread, compute threads, a PQ signing thread), with room
+/// to spare.
 const BASE_THREADS_SLACK: usize = 16;
 
 // ---- fuzz corpora on stable ----------------------------------------------------------------
@@ -252,6 +252,11 @@ fn threads_settle(node: &Node, target: usize, within: Duration) -> usize {
     }
 }
 
+/// Descriptors a process holds open.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
 /// The soft RLIMIT_NOFILE of this process (from /proc: no unsafe `getrlimit`).
 fn open_files_limit() -> usize {
     std::fs::read_to_string("/proc/self/limits")
@@ -317,31 +322,34 @@ fn assert_refused(what: &str, x: &Exchange, statuses: &[u16]) {
 fn a_thousand_idle_connections_within_the_cap_leave_honest_clients_served() {
     let wanted = 1000.min(open_files_limit().saturating_sub(200) / 2);
     eprintln!("RLIMIT_NOFILE {}: holding {wanted} idle connections", open_files_limit());
-    // Above 3/4 of the cap the gate lets idle connections go after 1 s: stay below it.
+    // Above 3/4 of the cap the node lets idle connections go after 1 s: stay below it.
     let cap = wanted * 4 / 3 + 100;
     let node = Node::start(&[("CONNECTIONS_MAX", &cap.to_string()), ("TENANT_RPS_MAX", "1000000")]);
-    // One request first, so the dispatcher's own threads are counted in the base.
+    // One request first, so the compute thread is counted in the base.
     honest(&node);
     let (base, _) = bounded(&node, "before the idle flood", BASE_THREADS_SLACK + 8);
+    let base_fds = open_fds(node.pid());
     let idle: Vec<TcpStream> = (0..wanted)
         .map(|_| TcpStream::connect_timeout(&node.addr, Duration::from_secs(5)).expect("connect"))
         .collect();
-    // Every idle connection holds a gate thread: wait until they are all accepted.
+    // Every idle connection holds one descriptor (and no thread): wait until all are accepted.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while threads_and_rss(node.pid()).0 < base + wanted && Instant::now() < deadline {
+    while open_fds(node.pid()) < base_fds + wanted && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(50));
     }
-    let held = threads_and_rss(node.pid()).0;
     let mut slowest = Duration::ZERO;
     for _ in 0..20 {
         let (status, took) = honest(&node);
         assert!(matches!(status, 200 | 201), "honest request answered {status}");
         slowest = slowest.max(took);
     }
-    let (threads, _) =
-        bounded(&node, &format!("{wanted} idle connections held"), wanted + BASE_THREADS_SLACK);
-    assert!(threads >= wanted, "only {threads} threads: idle connections were dropped");
-    eprintln!("honest slowest {slowest:?} beside {wanted} idle connections (threads {held} → {threads})");
+    let fds = open_fds(node.pid());
+    assert!(fds >= base_fds + wanted, "only {fds} descriptors: idle connections were dropped");
+    assert!(fds <= base_fds + wanted + 8, "{fds} descriptors for {wanted} connections: more than one each");
+    let (threads, _) = bounded(&node, &format!("{wanted} idle connections held"), base + 2);
+    eprintln!(
+        "honest slowest {slowest:?} beside {wanted} idle connections (threads {base} → {threads}, fds {base_fds} → {fds})"
+    );
     assert!(slowest < Duration::from_secs(1), "honest request took {slowest:?}");
     drop(idle);
     let after = threads_settle(&node, base + 2, Duration::from_secs(5));

@@ -11,7 +11,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 seconds="${FUZZ_SECONDS:-30}"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(inputs policy handler gzip verify)
+[ ${#targets[@]} -gt 0 ] || targets=(inputs policy handler http gzip verify)
 
 if ! cargo +nightly --version >/dev/null 2>&1 || ! cargo fuzz --version >/dev/null 2>&1; then
   echo "fuzz: nightly Rust or cargo-fuzz not installed: skipped (the stable corpus replay covers the seeds)"

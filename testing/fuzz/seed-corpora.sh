@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Regenerates the seed corpora of the fuzz targets, testing/fuzz/corpora/<target>/, from the
-# shared vectors (every valid document and every case of invalid.json) plus hand-made edge
+# golden vectors (every valid document and every case of invalid.json) plus hand-made edge
 # cases. Deterministic: running it twice gives the same files (signing keys are fixed seeds,
 # timings are zeroed). Small files only (a few KB each, none over 16 KiB).
 #
-# Usage: testing/fuzz/seed-corpora.sh [VECTORS_DIR]   (default: ../shared/vectors beside the repo)
+# Usage: testing/fuzz/seed-corpora.sh [VECTORS_DIR]   (default: $REWARDER_VECTORS, scripts/vectors.sh)
 #
 # The verify and handler seeds need real signed results and proofs: the script starts the
 # micronode binary (target/release or target/debug; built in debug if neither exists) on
@@ -13,7 +13,9 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-vectors="${1:-$root/../shared/vectors}"
+# shellcheck source=scripts/vectors.sh
+source "$root/scripts/vectors.sh"
+vectors="${1:-$REWARDER_VECTORS}"
 [ -f "$vectors/invalid.json" ] || { echo "no vectors at $vectors" >&2; exit 2; }
 
 target="${CARGO_TARGET_DIR:-$root/target}"

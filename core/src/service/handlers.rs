@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::auth::Principal;
 use super::router::{Endpoint, Routed};
-use super::{Config, HotKnobs, JSON, PROMETHEUS_TEXT, Request, Response, Service, lock};
+use super::{Config, HotKnobs, JSON, PROMETHEUS_TEXT, Response, Service, lock};
 use crate::error::{Code, Error};
 use crate::inputs::Inputs;
 use crate::policy::Policy;
@@ -70,7 +70,7 @@ impl Service {
         &self,
         routed: &Routed<'_>,
         principal: Option<&Principal>,
-        request: &Request<'_>,
+        body: &[u8],
     ) -> Result<Response, Error> {
         match &routed.endpoint {
             Endpoint::Healthz => Ok(json_response(200, &json!({"status": "ok"}))),
@@ -87,10 +87,10 @@ impl Service {
                 retry_after_s: None,
                 body: self.metrics_text().into_bytes(),
             }),
-            Endpoint::PutInputs => self.put_inputs(tenant(principal)?, request.body),
-            Endpoint::PutPolicy => self.put_policy(tenant(principal)?, request.body),
+            Endpoint::PutInputs => self.put_inputs(tenant(principal)?, body),
+            Endpoint::PutPolicy => self.put_policy(tenant(principal)?, body),
             Endpoint::Compute { epoch } => {
-                self.compute(tenant(principal)?, epoch, request.body, routed.with_allocations)
+                self.compute(tenant(principal)?, epoch, body, routed.with_allocations)
             }
             Endpoint::Epoch { epoch } => {
                 self.epoch_result(tenant(principal)?, epoch, routed.with_allocations)

@@ -3,9 +3,11 @@
 //! embedded node) turns HTTP into a [`Request`] and a [`Response`] back into HTTP; nothing in
 //! here touches a socket, a thread, the clock or the file system (those come in as traits).
 //!
-//! One request goes: [`router`] (404/405) → [`auth`] (401/403) → the tenant's token bucket
-//! (429) → the endpoint's handler (`handlers`, `compute`) over the bounded stores (`store`,
-//! `lru`), with `/metrics` fed by [`metrics`]. The handler is `Sync` and holds its locks only
+//! One request goes in two phases. The head phase ([`Service::admit`]), from the request line
+//! and headers alone: [`router`] (404/405) → [`auth`] (401/403) → the tenant's token bucket
+//! (429); a host reads the body only once it passed. The body phase ([`Service::answer`]): the
+//! body cap (413) → the endpoint's handler (`handlers`, `compute`) over the bounded stores
+//! (`store`, `lru`), with `/metrics` fed by [`metrics`]. The handler is `Sync` and holds its locks only
 //! around map operations, never across a compute, so a pool of workers can share one.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -48,6 +50,50 @@ pub struct Request<'a> {
     pub body: &'a [u8],
     /// The correlation id the host took from `X-Corr-ID` or generated.
     pub corr_id: &'a str,
+}
+
+/// A request head as the host parsed it: all the head phase ([`Service::admit`]) needs to
+/// decide, before a byte of the body is read, whether the body is wanted at all.
+#[derive(Debug, Clone, Copy)]
+pub struct Head<'a> {
+    /// `GET`, `PUT`, `POST`, …
+    pub method: &'a str,
+    /// Path and optional query, as on the request line (percent-encoded).
+    pub url: &'a str,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<&'a str>,
+    /// The correlation id the host took from `X-Corr-ID` or generated.
+    pub corr_id: &'a str,
+}
+
+/// A head the service accepted: routed, authenticated, within its tenant's rate. It owns what
+/// it holds, so the body phase ([`Service::answer`]) may run on another thread once the host
+/// has read the body.
+#[derive(Debug)]
+pub struct Admitted {
+    routed: router::Routed<'static>,
+    principal: Option<auth::Principal>,
+    route: &'static str,
+    body_max: usize,
+}
+
+impl Admitted {
+    /// The most body bytes (decoded) this request may carry: more is `413 body_too_large`.
+    pub fn body_max(&self) -> usize {
+        self.body_max
+    }
+
+    /// The bounded route label (metrics, logs).
+    pub fn route(&self) -> &'static str {
+        self.route
+    }
+
+    /// Whether this is an open probe (`/healthz`, `/readyz`, `/metrics`, `/version`): no
+    /// scope, microseconds to answer, so a host answers it without queueing it behind
+    /// computes.
+    pub fn is_probe(&self) -> bool {
+        self.routed.endpoint.scope().is_none()
+    }
 }
 
 /// What to answer.
@@ -269,14 +315,56 @@ impl Service {
         }
     }
 
-    /// Answers one request. Never panics on input; every error is the JSON envelope.
-    /// Counts the response under `http_requests_total` itself.
+    /// Answers one request: [`Service::admit`] then [`Service::answer`], for hosts that hold
+    /// the whole request at once (the FFI, tests, fuzzing). Never panics on input; every
+    /// error is the JSON envelope. Counts the response under `http_requests_total` itself.
     pub fn handle(&self, request: &Request<'_>) -> Response {
-        let response = match self.dispatch(request) {
-            Ok(response) => response,
-            Err(error) => Response::error(&error, request.corr_id),
+        let head = Head {
+            method: request.method,
+            url: request.url,
+            authorization: request.authorization,
+            corr_id: request.corr_id,
         };
-        self.metrics.http(router::label(request.url), response.status);
+        match self.admit(&head) {
+            Ok(admitted) => self.answer(&admitted, request.body, request.corr_id),
+            Err(refused) => refused,
+        }
+    }
+
+    /// The head phase: routes (`404`, `405`, `400` for an undecodable path), authenticates
+    /// (`401`, `403`), and takes a token from the tenant's bucket (`429`), from the head alone.
+    /// A refusal is the answer to send (already counted); the host then reads no body.
+    pub fn admit(&self, head: &Head<'_>) -> Result<Admitted, Response> {
+        let route = router::label(head.url);
+        let admitted = router::route(head.method, head.url).and_then(|routed| {
+            let principal = match routed.endpoint.scope() {
+                None => None,
+                Some(scope) => Some(self.authorize(head.authorization, scope)?),
+            };
+            Ok(Admitted {
+                routed: routed.into_owned(),
+                principal,
+                route,
+                body_max: self.body_limit(head.method, head.url),
+            })
+        });
+        admitted.map_err(|error| {
+            let response = Response::error(&error, head.corr_id);
+            self.metrics.http(route, response.status);
+            response
+        })
+    }
+
+    /// The body phase: runs the admitted request's handler over its decoded body. Counts the
+    /// response under `http_requests_total`.
+    pub fn answer(&self, admitted: &Admitted, body: &[u8], corr_id: &str) -> Response {
+        let served = if body.len() > admitted.body_max {
+            Err(Error::new(Code::BodyTooLarge, format!("the body exceeds {} bytes", admitted.body_max)))
+        } else {
+            self.serve(&admitted.routed, admitted.principal.as_ref(), body)
+        };
+        let response = served.unwrap_or_else(|error| Response::error(&error, corr_id));
+        self.metrics.http(admitted.route, response.status);
         response
     }
 
@@ -336,23 +424,11 @@ impl Service {
         }
     }
 
-    fn dispatch(&self, request: &Request<'_>) -> Result<Response, Error> {
-        let routed = router::route(request.method, request.url)?;
-        if request.body.len() > self.body_limit(request.method, request.url) {
-            return Err(Error::new(Code::BodyTooLarge, "request body exceeds its cap"));
-        }
-        let principal = match routed.endpoint.scope() {
-            None => None,
-            Some(scope) => Some(self.admit(request, scope)?),
-        };
-        self.serve(&routed, principal.as_ref(), request)
-    }
-
     /// Authenticates, checks the scope, then takes a token from the tenant's bucket.
-    fn admit(&self, request: &Request<'_>, scope: auth::Scopes) -> Result<auth::Principal, Error> {
+    fn authorize(&self, authorization: Option<&str>, scope: auth::Scopes) -> Result<auth::Principal, Error> {
         let principal = match &self.keyring {
             None => auth::Principal::anonymous(),
-            Some(ring) => ring.authenticate(request.authorization, self.clock.unix_seconds())?,
+            Some(ring) => ring.authenticate(authorization, self.clock.unix_seconds())?,
         };
         if !principal.scopes.contains(scope) {
             return Err(Error::new(Code::Forbidden, format!("the token lacks the {} scope", scope.name()))

@@ -65,6 +65,26 @@ pub(crate) struct Routed<'a> {
     pub(crate) with_allocations: bool,
 }
 
+impl Routed<'_> {
+    /// The same route owning its parameters, so it can wait for its body on another thread.
+    pub(crate) fn into_owned(self) -> Routed<'static> {
+        let own = |c: Cow<'_, str>| Cow::Owned(c.into_owned());
+        let endpoint = match self.endpoint {
+            Endpoint::Healthz => Endpoint::Healthz,
+            Endpoint::Readyz => Endpoint::Readyz,
+            Endpoint::Metrics => Endpoint::Metrics,
+            Endpoint::Version => Endpoint::Version,
+            Endpoint::PutInputs => Endpoint::PutInputs,
+            Endpoint::PutPolicy => Endpoint::PutPolicy,
+            Endpoint::Reload => Endpoint::Reload,
+            Endpoint::Compute { epoch } => Endpoint::Compute { epoch: own(epoch) },
+            Endpoint::Epoch { epoch } => Endpoint::Epoch { epoch: own(epoch) },
+            Endpoint::Proof { epoch, actor } => Endpoint::Proof { epoch: own(epoch), actor: own(actor) },
+        };
+        Routed { endpoint, with_allocations: self.with_allocations }
+    }
+}
+
 impl Endpoint<'_> {
     /// The scope the endpoint needs; `None` for the open probes.
     pub(crate) fn scope(&self) -> Option<Scopes> {

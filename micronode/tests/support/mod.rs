@@ -17,9 +17,9 @@ pub use rewarder_testkit::node::{Reply, Scratch, read_reply, request_bytes};
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_rewarder-micronode");
 
-/// The shared golden vectors.
+/// The golden vectors (`testing/vectors`).
 pub fn vectors() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors"))
+    rewarder_testkit::golden::vectors()
 }
 
 /// A running micronode child process.

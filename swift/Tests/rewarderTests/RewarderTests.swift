@@ -1,6 +1,8 @@
-// Smoke tests of the Swift package on a Mac (`swift test` after scripts/ffi-xcframework.sh).
-// The behaviour itself is tested through Kotlin and Rust on Linux; these check the linkage.
+// Smoke tests of the Swift package against the real Rust library: `bash scripts/ffi-swift-test.sh`
+// (on a Mac over the XCFramework, on Linux over the host librewarder_ffi.so; CI runs both).
+// The behaviour itself is tested through Kotlin and Rust; these check the linkage.
 
+import Foundation
 import XCTest
 @testable import rewarder
 

@@ -26,8 +26,14 @@ use serde_json::{Value, json};
 pub type Target = fn(&[u8]);
 
 /// Every target by name: the name is also its corpus directory (`corpora/<name>/`).
-pub const TARGETS: [(&str, Target); 5] =
-    [("inputs", inputs), ("policy", policy), ("handler", handler), ("gzip", gzip), ("verify", verify)];
+pub const TARGETS: [(&str, Target); 6] = [
+    ("inputs", inputs),
+    ("policy", policy),
+    ("handler", handler),
+    ("http", http),
+    ("gzip", gzip),
+    ("verify", verify),
+];
 
 /// Document bounds while fuzzing: large enough for every shared vector, small enough that one
 /// execution stays in microseconds.
@@ -363,6 +369,105 @@ pub fn handler(data: &[u8]) {
         if status == 200 && body.get("proof").is_some() {
             assert_eq!(proof_verifies(&response.body), Ok(true), "{what}: the proof does not verify");
         }
+    }
+}
+
+// ---- the transport's framing -----------------------------------------------------------------
+
+/// The server's framing (`rewarder_micronode::http::framing`), as the I/O thread drives it: the
+/// input up to its first `CRLF CRLF` is a request head, the rest a chunked body.
+///
+/// The head end is found the same way whether the bytes arrive at once or split anywhere; a head
+/// parses deterministically; a refusal is `400 bad_request` with a valid correlation id; an
+/// accepted head has an origin-form ASCII target and consistent framing. The chunked decoder
+/// gives the same body, the same refusal and stops at the same byte whether fed at once or in
+/// pieces of 1–7 bytes (byte 0 picks the size), and never exceeds its cap.
+pub fn http(data: &[u8]) {
+    use rewarder_micronode::http::framing::{self, Chunked, Framing};
+    const HEAD_BYTES_MAX: usize = 16 * 1024;
+    const BODY_MAX: usize = 4096;
+    let piece = usize::from(data.first().copied().unwrap_or(0) % 7) + 1;
+    let end = framing::head_end(data, 0);
+    // Found incrementally, as reads arrive.
+    let mut incremental = None;
+    for seen in (piece..data.len() + piece).step_by(piece) {
+        let seen = seen.min(data.len());
+        if let Some(e) = framing::head_end(&data[..seen], seen.saturating_sub(piece)) {
+            incremental = Some(e);
+            break;
+        }
+    }
+    assert_eq!(end, incremental, "the head end depends on how the bytes arrived");
+    let (body_start, chunked_head) = match end.filter(|&e| e <= HEAD_BYTES_MAX) {
+        None => (0, false),
+        Some(end) => {
+            let parsed = framing::parse_head(&data[..end]);
+            // Deterministic but for a fresh correlation id (none, or an invalid one, was sent).
+            let again = framing::parse_head(&data[..end]);
+            assert_eq!(
+                parsed.as_ref().map_err(|r| &r.error).map(|h| (&h.method, &h.target, h.framing)),
+                again.as_ref().map_err(|r| &r.error).map(|h| (&h.method, &h.target, h.framing)),
+                "parsing is deterministic"
+            );
+            match parsed {
+                Err(refused) => {
+                    assert_eq!(refused.error.code(), Code::BadRequest, "{:?}", refused.error);
+                    assert!(rewarder_micronode::wire::valid_corr_id(&refused.corr_id));
+                    (end, false)
+                }
+                Ok(head) => {
+                    assert!(head.target.starts_with('/') || head.target == "*", "{head:?}");
+                    assert!(head.target.is_ascii() && !head.method.is_empty(), "{head:?}");
+                    assert!(!head.expects_continue || head.framing != Framing::None, "{head:?}");
+                    (end, head.framing == Framing::Chunked)
+                }
+            }
+        }
+    };
+    let body = &data[body_start..];
+    let decode_whole = || {
+        let mut d = Chunked::new(BODY_MAX, HEAD_BYTES_MAX);
+        let mut out = Vec::new();
+        let used = d.feed(body, &mut out);
+        (used.map(|u| (u, d.is_done())), out)
+    };
+    let (whole, whole_body) = decode_whole();
+    let mut d = Chunked::new(BODY_MAX, HEAD_BYTES_MAX);
+    let mut pieces_body = Vec::new();
+    let mut buffered: Vec<u8> = Vec::new();
+    let mut consumed = 0;
+    let mut pieces = Ok((0, false));
+    for part in body.chunks(piece) {
+        buffered.extend_from_slice(part);
+        match d.feed(&buffered, &mut pieces_body) {
+            Err(e) => {
+                pieces = Err(e);
+                break;
+            }
+            Ok(used) => {
+                buffered.drain(..used);
+                consumed += used;
+                pieces = Ok((consumed, d.is_done()));
+                if d.is_done() {
+                    break;
+                }
+            }
+        }
+    }
+    assert!(whole_body.len() <= BODY_MAX && pieces_body.len() <= BODY_MAX, "the cap was exceeded");
+    match (&whole, &pieces) {
+        (Ok((_, true)), Ok((_, true))) => {
+            assert_eq!(whole, pieces, "a complete body ends at another byte (chunked head: {chunked_head})");
+            assert_eq!(whole_body, pieces_body, "a complete body decodes differently");
+        }
+        (Err(a), Err(b)) => assert_eq!(a, b, "the refusal depends on how the bytes arrived"),
+        (Ok((_, false)), _) | (_, Ok((_, false))) => {
+            // Incomplete either way, or refused only once more bytes came: a prefix of the
+            // same decoding.
+            let n = whole_body.len().min(pieces_body.len());
+            assert_eq!(whole_body[..n], pieces_body[..n], "the bodies disagree on a prefix");
+        }
+        _ => panic!("whole {whole:?} vs pieces {pieces:?}"),
     }
 }
 

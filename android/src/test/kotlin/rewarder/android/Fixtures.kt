@@ -7,13 +7,13 @@ import uniffi.rewarder.Allocation
 import uniffi.rewarder.Manifest
 import uniffi.rewarder.ProofStep
 
-/** The shared golden vectors: `-Drewarder.vectors=DIR` or `REWARDER_VECTORS`. */
+/** The golden vectors (`testing/vectors`): `-Drewarder.vectors=DIR` or `REWARDER_VECTORS`. */
 object Vectors {
     val dir: File by lazy {
         val path =
             System.getProperty("rewarder.vectors")
                 ?: System.getenv("REWARDER_VECTORS")
-                ?: error("set -Drewarder.vectors=DIR (or REWARDER_VECTORS) to ../shared/vectors")
+                ?: error("set -Drewarder.vectors=DIR (or REWARDER_VECTORS) to testing/vectors")
         File(path).also { require(it.isDirectory) { "no vectors at $it" } }
     }
 

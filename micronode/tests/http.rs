@@ -22,6 +22,75 @@ fn read_vector(dir: &str, file: &str) -> Vec<u8> {
 
 // ---- errors and limits of the transport -------------------------------------------------
 
+/// A client that sends its whole oversize body without waiting (no `Expect`) reads its 413
+/// envelope, not a reset: the node answers from the head, then drains what still comes before
+/// closing (a lingering close). Python's `http.client` and curl, 100 tries each.
+#[test]
+fn an_oversize_body_sent_in_full_still_reads_its_413() {
+    let node = Node::start(&[("TENANT_RPS_MAX", "1000000")]);
+    let scratch = Scratch::new("oversize");
+    let body = scratch.path().join("body.json");
+    std::fs::write(&body, vec![b' '; 2 << 20]).unwrap();
+    const TRIES: usize = 100;
+    let python = format!(
+        r#"
+import http.client, json, sys
+body = open(sys.argv[1], "rb").read()
+ok = 0
+for _ in range({TRIES}):
+    c = http.client.HTTPConnection("127.0.0.1", {port}, timeout=10)
+    try:
+        c.request("PUT", "/rewarder/policies", body=body, headers={{"Content-Type": "application/json"}})
+        r = c.getresponse()
+        envelope = json.loads(r.read())
+        ok += r.status == 413 and envelope["error"]["code"] == "body_too_large"
+    except Exception as e:
+        print("failed:", repr(e), file=sys.stderr)
+    finally:
+        c.close()
+print(ok)
+"#,
+        port = node.addr.port()
+    );
+    let out = std::process::Command::new("python3").arg("-c").arg(&python).arg(&body).output().unwrap();
+    let read: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+    assert_eq!(
+        read,
+        TRIES,
+        "python read its 413 in {read} of {TRIES}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut curl_ok = 0;
+    for _ in 0..TRIES {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                "-X",
+                "PUT",
+                "-H",
+                "Expect:",
+                "-H",
+                "Content-Type: application/json",
+            ])
+            .arg("--data-binary")
+            .arg(format!("@{}", body.display()))
+            .args(["-w", "\n%{http_code}"])
+            .arg(format!("{}/rewarder/policies", node.url()))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.ends_with("\n413") && text.contains("\"body_too_large\"") {
+            curl_ok += 1;
+        } else {
+            eprintln!("curl: {text} {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    assert_eq!(curl_ok, TRIES, "curl read its 413 in {curl_ok} of {TRIES}");
+    assert_eq!(node.call("GET", "/healthz", &[], None).status, 200);
+}
+
 #[test]
 fn unknown_route_is_a_json_404_with_a_generated_corr_id() {
     let node = Node::start(&[]);

@@ -3,7 +3,9 @@
 //! names the variable; the binary prints it and exits 2.
 //!
 //! Knobs beyond API.md §5, specific to this transport: `CONNECTIONS_MAX` (client connections
-//! held at once, default 128), `DOCUMENTS_MAX_BYTES` (parsed documents kept in memory,
+//! held at once, default 128), `IDLE_TIMEOUT_MS` (a kept-alive connection's wait for its next
+//! request, default 30000) and `IDLE_TIMEOUT_CROWDED_MS` (the same at ≥ 3/4 of
+//! `CONNECTIONS_MAX`, default 1000), `DOCUMENTS_MAX_BYTES` (parsed documents kept in memory,
 //! default 268435456), `RUNS_MAX_BYTES` (stored runs kept in memory beside `RUNS_MAX`, by their
 //! estimated size: 32 bytes per payee, so an L run of 50,000 payees weighs 1.6 MB; default
 //! 16777216), `LEDGER_QUARANTINE_MAX` (intents the ledger quarantine queue holds
@@ -117,6 +119,12 @@ pub struct NodeConfig {
     pub documents_max_bytes: usize,
     /// `CONNECTIONS_MAX` (transport extension).
     pub connections_max: usize,
+    /// `IDLE_TIMEOUT_MS` (transport extension): how long a kept-alive connection may wait for
+    /// its next request.
+    pub idle_timeout_ms: u64,
+    /// `IDLE_TIMEOUT_CROWDED_MS` (transport extension): the same while the node holds at least
+    /// three quarters of `CONNECTIONS_MAX`, so idle clients make room for new ones.
+    pub idle_timeout_crowded_ms: u64,
     /// `LOG_FORMAT`.
     pub log_format: LogFormat,
     /// `LOG`: a `tracing` filter directive (`info`, `debug`, `rewarder_micronode=trace`, …).
@@ -220,6 +228,8 @@ impl NodeConfig {
             runs_max_bytes: env.number("RUNS_MAX_BYTES", 16 << 20, 1, usize::MAX)?,
             documents_max_bytes: env.number("DOCUMENTS_MAX_BYTES", 256 << 20, 1, usize::MAX)?,
             connections_max: env.number("CONNECTIONS_MAX", CONNECTIONS_MAX_DEFAULT, 1, 65_536)?,
+            idle_timeout_ms: env.number("IDLE_TIMEOUT_MS", 30_000, 1, 3_600_000)?,
+            idle_timeout_crowded_ms: env.number("IDLE_TIMEOUT_CROWDED_MS", 1_000, 1, 3_600_000)?,
             log_format,
             log,
             allow_insecure_bind,

@@ -19,8 +19,8 @@ use rewarder_core::service::{Artifacts, Config, Profile, Service};
 use crate::amnesia::AmnesiaDir;
 use crate::clock::SystemClock;
 use crate::config::{EnvReload, NodeConfig};
-use crate::http::{RunningServer, Server, ServerOptions, TransportLimits};
-use crate::node::NodeError;
+use crate::http::{RunningServer, Server, ServerOptions};
+use crate::node::{self, NodeError};
 use crate::overlap::ScopedThread;
 use crate::{config, keys};
 
@@ -96,10 +96,7 @@ impl EmbeddedNode {
         let options_server = ServerOptions {
             workers: 1,
             decomp_ratio_max: defaults.decomp_ratio_max,
-            limits: TransportLimits {
-                connections_max: defaults.connections_max,
-                ..TransportLimits::default()
-            },
+            limits: node::transport_limits(&defaults),
             ..ServerOptions::default()
         };
         let bind = SocketAddr::from(([127, 0, 0, 1], options.port));

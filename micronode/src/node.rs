@@ -110,6 +110,17 @@ pub fn egress_config(ledger: &LedgerConfig) -> EgressConfig {
     }
 }
 
+/// The transport's bounds from the knobs (`CONNECTIONS_MAX`, `IDLE_TIMEOUT_MS`,
+/// `IDLE_TIMEOUT_CROWDED_MS`); the rest are the server's defaults.
+pub fn transport_limits(config: &NodeConfig) -> TransportLimits {
+    TransportLimits {
+        connections_max: config.connections_max,
+        idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+        idle_timeout_crowded: Duration::from_millis(config.idle_timeout_crowded_ms),
+        ..TransportLimits::default()
+    }
+}
+
 /// The reload source of a node: `HOT_KNOBS_FILE` over the environment when set, else the
 /// environment.
 pub fn reload_source(config: &NodeConfig) -> Arc<dyn Reload> {
@@ -252,7 +263,7 @@ impl Node {
         let options = ServerOptions {
             workers: flavor.workers(),
             decomp_ratio_max: config.decomp_ratio_max,
-            limits: TransportLimits { connections_max: config.connections_max, ..TransportLimits::default() },
+            limits: transport_limits(config),
             tls: tls.clone(),
             ..ServerOptions::default()
         };

@@ -59,12 +59,12 @@ def prepare(port, scale, policies, tmp):
     return bodies_file, same_file
 
 
-def run_wrk(port, conns, seconds, bodies_file):
+def run_wrk(port, conns, seconds, bodies_file, path=PATH):
     env = dict(os.environ, BODIES_FILE=bodies_file)
     threads = str(min(2, conns))
     out = subprocess.run(
         ["wrk", "-t", threads, "-c", str(conns), "-d", f"{seconds}s", "--timeout", "30s", "-s",
-         os.path.join(HERE, "compute.lua"), f"http://127.0.0.1:{port}{PATH}"],
+         os.path.join(HERE, "compute.lua"), f"http://127.0.0.1:{port}{path}"],
         env=env, check=True, capture_output=True, text=True,
     ).stdout
     line = next(l for l in out.splitlines() if l.startswith("WRK_JSON "))

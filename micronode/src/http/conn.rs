@@ -28,8 +28,6 @@ pub(crate) const TRANSPORT_ROUTE: &str = "";
 const LINGER: Duration = Duration::from_secs(2);
 /// Most bytes drained from a refused connection before it is closed.
 const LINGER_BYTES_MAX: usize = 64 << 20;
-/// The idle timeout of a kept-alive connection while the node holds ≥ 3/4 of its cap.
-const CROWDED_IDLE: Duration = Duration::from_secs(1);
 /// Seconds a client refused by a full work queue is told to wait.
 const QUEUE_FULL_RETRY_AFTER_S: u32 = 1;
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -262,7 +260,7 @@ impl Conn {
     fn idle_timeout(&self, cx: &Ctx<'_>) -> Duration {
         let limits = cx.limits;
         if cx.open * 4 >= limits.connections_max * 3 {
-            limits.idle_timeout.min(CROWDED_IDLE)
+            limits.idle_timeout.min(limits.idle_timeout_crowded)
         } else {
             limits.idle_timeout
         }

@@ -34,6 +34,9 @@ pub struct TransportLimits {
     pub head_bytes_max: usize,
     /// Time a kept-alive connection may sit idle before its next request starts.
     pub idle_timeout: Duration,
+    /// The idle timeout while the node holds at least 3/4 of `connections_max`: idle clients
+    /// make room for new ones.
+    pub idle_timeout_crowded: Duration,
     /// Time from a request's first byte to the end of its head.
     pub head_timeout: Duration,
     /// Time from the end of the head to the end of the body.
@@ -51,6 +54,7 @@ impl Default for TransportLimits {
             connections_max: 128,
             head_bytes_max: 16 * 1024,
             idle_timeout: Duration::from_secs(30),
+            idle_timeout_crowded: Duration::from_secs(1),
             head_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(60),
@@ -150,7 +154,8 @@ impl Server {
         if l.connections_max == 0
             || l.head_bytes_max < HEAD_BYTES_MIN
             || l.held_body_bytes_max == 0
-            || [l.idle_timeout, l.head_timeout, l.body_timeout, l.write_timeout].contains(&zero)
+            || [l.idle_timeout, l.idle_timeout_crowded, l.head_timeout, l.body_timeout, l.write_timeout]
+                .contains(&zero)
         {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,

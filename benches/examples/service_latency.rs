@@ -1,0 +1,101 @@
+//! The in-process latency of a compute through core's `Service` — the same request the HTTP
+//! harness sends (`testing/performance/transport.py latency`), without a socket — so the
+//! transport's own cost is the difference of the two p95s.
+//!
+//! Usage: `cargo run --release -p rewarder-benches --example service_latency -- SCALE RUNS`
+//! (SCALE is S, M or L). Prints one JSON line: `{"scale","runs","p50_ms","p95_ms"}`. Each
+//! request is a distinct run (its own policy id) with full allocations, a dry run, exactly as
+//! the HTTP harness asks.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rewarder_benches::{Fixture, keys};
+use rewarder_core::Limits;
+use rewarder_core::service::{Artifacts, Clock, Config, HotKnobs, Profile, Reload, Request, Service};
+use rewarder_testkit::Scale;
+
+struct Host(Instant);
+
+impl Clock for Host {
+    fn monotonic(&self) -> Duration {
+        self.0.elapsed()
+    }
+    fn unix_seconds(&self) -> u64 {
+        1_800_000_000
+    }
+}
+
+impl Artifacts for Host {
+    fn keep(&self, _: &str, _: &[u8]) -> bool {
+        true
+    }
+}
+
+impl Reload for Host {
+    fn hot_knobs(&self) -> Result<HotKnobs, String> {
+        Err("fixed knobs".into())
+    }
+}
+
+fn call(service: &Service, method: &str, url: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let r = service.handle(&Request { method, url, authorization: None, body, corr_id: "bench" });
+    (r.status, r.body)
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let scale = match args.next().as_deref() {
+        Some("S") => Scale::S,
+        Some("L") => Scale::L,
+        _ => Scale::M,
+    };
+    let runs: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(100);
+    let fixture = Fixture::new(scale);
+    let config = Config {
+        profile: Profile::Micronode,
+        auth_keys: None,
+        limits: Limits::UNBOUNDED,
+        req_body_max_bytes: 1 << 20,
+        inputs_max_bytes: 64 << 20,
+        runs_max: 16,
+        runs_max_bytes: 256 << 20,
+        documents_max_bytes: 256 << 20,
+        keys: keys(false),
+        hot: HotKnobs { tenant_rps_max: 1_000_000, ..HotKnobs::default() },
+        features: vec![],
+    };
+    let host = Arc::new(Host(Instant::now()));
+    let service = Service::new(config, host.clone(), host.clone(), host);
+    let (status, body) = call(&service, "PUT", "/rewarder/inputs", &fixture.inputs_raw);
+    assert!(status == 201, "inputs: {status} {}", String::from_utf8_lossy(&body));
+    let cid = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["inputs_cid"].as_str().unwrap().to_owned();
+    let mut policy: serde_json::Value = serde_json::from_slice(&fixture.policy_raw).unwrap();
+    let mut times = Vec::with_capacity(runs);
+    for i in 0..runs + runs / 10 {
+        policy["policy_id"] = format!("lat-{i}").into();
+        let (status, body) = call(&service, "PUT", "/rewarder/policies", policy.to_string().as_bytes());
+        assert!(status == 201, "policy: {status}");
+        let p: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let request = serde_json::json!({
+            "inputs_cid": cid, "policy_id": p["policy_id"], "policy_hash": p["policy_hash"], "dry_run": true,
+        })
+        .to_string();
+        let started = Instant::now();
+        let (status, answer) = call(&service, "POST", "/rewarder/epochs/demo/compute", request.as_bytes());
+        let took = started.elapsed();
+        assert!(status == 200, "compute: {status} {}", String::from_utf8_lossy(&answer));
+        // The first tenth warms caches and the allocator, as the HTTP harness's warm-up does.
+        if i >= runs / 10 {
+            times.push(took.as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let at = |p: f64| times[((p / 100.0 * times.len() as f64).ceil() as usize).clamp(1, times.len()) - 1];
+    println!(
+        "{{\"scale\":\"{scale}\",\"runs\":{},\"p50_ms\":{:.3},\"p95_ms\":{:.3}}}",
+        times.len(),
+        at(50.0),
+        at(95.0)
+    );
+}

@@ -41,40 +41,28 @@ impl LedgerReport {
 
 /// Everything a compute answer says besides the run and its signatures.
 #[derive(Debug, Clone, Copy)]
-pub struct ResultMeta {
+pub struct ResultMeta<'a> {
     /// Ledger progress.
     pub ledger: LedgerReport,
     /// Time spent computing, in milliseconds.
     pub compute_ms: f64,
-    /// Whether to list the allocations (`?allocations=false` omits them).
-    pub with_allocations: bool,
+    /// The `allocations` array as [`render_allocations`] wrote it; `None` omits the member
+    /// (`?allocations=false`).
+    pub allocations: Option<&'a [u8]>,
 }
 
-/// Renders the API.md §1.2 body.
-pub fn render(run: &Run, signatures: &Signatures, meta: &ResultMeta) -> Vec<u8> {
-    join(render_head(run, signatures), &render_tail(run, meta))
-}
-
-/// The body up to and including `signatures`: what waits for the signatures. A node renders
-/// [`render_tail`] while a slow (post-quantum) signature is made, then [`join`]s the two.
-pub fn render_head(run: &Run, signatures: &Signatures) -> Vec<u8> {
-    let mut out = Vec::with_capacity(2048);
+/// Renders the API.md §1.2 body in one buffer.
+pub fn render(run: &Run, signatures: &Signatures, meta: &ResultMeta<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2560 + meta.allocations.map_or(0, <[u8]>::len));
     out.extend_from_slice(b"{\"manifest\":");
     write_json(&mut out, run.manifest());
     out.extend_from_slice(b",\"manifest_digest\":");
     write_json(&mut out, &run.manifest_digest());
     out.extend_from_slice(b",\"signatures\":");
     write_json(&mut out, &SignaturesView(signatures));
-    out
-}
-
-/// The body after `signatures`: the allocations (when listed), `ledger` and `timing`.
-pub fn render_tail(run: &Run, meta: &ResultMeta) -> Vec<u8> {
-    let mut out =
-        Vec::with_capacity(256 + if meta.with_allocations { run.outcome().payees.len() * 72 } else { 0 });
-    if meta.with_allocations {
+    if let Some(allocations) = meta.allocations {
         out.extend_from_slice(b",\"allocations\":");
-        write_allocations(&mut out, run);
+        out.extend_from_slice(allocations);
     }
     out.extend_from_slice(b",\"ledger\":");
     write_json(&mut out, &meta.ledger);
@@ -84,11 +72,16 @@ pub fn render_tail(run: &Run, meta: &ResultMeta) -> Vec<u8> {
     out
 }
 
-/// A whole body from its two halves.
-pub fn join(mut head: Vec<u8>, tail: &[u8]) -> Vec<u8> {
-    head.extend_from_slice(tail);
-    head
+/// The `allocations` array of a run: the bulk of a full answer (about 80 bytes a payee), and
+/// the same bytes on every answer of the run, so a node renders it once and keeps it.
+pub fn render_allocations(run: &Run) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + run.outcome().payees.len() * ALLOCATION_BYTES_TYPICAL);
+    write_allocations(&mut out, run);
+    out
 }
+
+/// Bytes of one rendered allocation with a short id and large amounts: a capacity hint.
+const ALLOCATION_BYTES_TYPICAL: usize = 80;
 
 fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     // Serializing plain strings and integers into a Vec cannot fail.

@@ -13,10 +13,11 @@ pub fn compute(inputs: &[u8], policy: &[u8], tenant: &str, keys: &SigningKeys) -
     let policy = Policy::parse(policy)?;
     let run = Run::compute(&inputs, &policy, tenant)?;
     let signatures = keys.sign(run.digest_bytes());
+    let allocations = result::render_allocations(&run);
     let meta = ResultMeta {
         ledger: LedgerReport::DRY_RUN,
         compute_ms: started.elapsed().as_secs_f64() * 1e3,
-        with_allocations: true,
+        allocations: Some(&allocations),
     };
     Ok(result::render(&run, &signatures, &meta))
 }

@@ -165,9 +165,9 @@ impl Service {
                 self.store(&stored);
             }
             let ledger = self.settle(&stored, request.dry_run)?;
-            let status = if ledger.status == LedgerStatus::Quarantined { 202 } else { 200 };
-            let meta = ResultMeta { ledger, compute_ms: stored.compute_ms, with_allocations };
-            Ok::<_, Error>((status, result::render_tail(&stored.run, &meta)))
+            // The bulk of a full answer, rendered once per run: beside a slow signature.
+            let allocations = with_allocations.then(|| stored.allocations_json());
+            Ok::<_, Error>((ledger, allocations))
         };
         let keys = &self.config.keys;
         let (signatures, answer) = if stored.is_signed() || keys.ml_dsa_65_public_hex().is_none() {
@@ -175,8 +175,10 @@ impl Service {
         } else {
             self.overlapped(|| stored.signatures(keys), answer)
         };
-        let (status, tail) = answer?;
-        let body = result::join(result::render_head(&stored.run, signatures), &tail);
+        let (ledger, allocations) = answer?;
+        let status = if ledger.status == LedgerStatus::Quarantined { 202 } else { 200 };
+        let meta = ResultMeta { ledger, compute_ms: stored.compute_ms, allocations };
+        let body = result::render(&stored.run, signatures, &meta);
         Ok(Response { status, content_type: JSON, retry_after_s: None, body })
     }
 
@@ -221,7 +223,8 @@ impl Service {
 
     /// The API.md §1.2 body of a stored run.
     fn result_response(&self, stored: &StoredRun, with_allocations: bool) -> Response {
-        let meta = ResultMeta { ledger: stored.ledger(), compute_ms: stored.compute_ms, with_allocations };
+        let allocations = with_allocations.then(|| stored.allocations_json());
+        let meta = ResultMeta { ledger: stored.ledger(), compute_ms: stored.compute_ms, allocations };
         let body = result::render(&stored.run, stored.signatures(&self.config.keys), &meta);
         Response { status: 200, content_type: JSON, retry_after_s: None, body }
     }

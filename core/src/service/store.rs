@@ -143,12 +143,26 @@ pub(crate) struct StoredRun {
     /// Its signatures, made once: both algorithms sign deterministically and the node's keys
     /// never change while it runs, so every later answer repeats them.
     signatures: OnceLock<Signatures>,
+    /// Its `allocations` array as answered, rendered once: the bytes never change, and a
+    /// repeated full answer is then a copy, not a render (counted in [`run_weight`]).
+    allocations_json: OnceLock<Vec<u8>>,
 }
 
 impl StoredRun {
     /// A run not yet handed to any ledger.
     pub(crate) fn new(run: Run, compute_ms: f64) -> Self {
-        StoredRun { run, compute_ms, ledger: Mutex::new(LedgerReport::DRY_RUN), signatures: OnceLock::new() }
+        StoredRun {
+            run,
+            compute_ms,
+            ledger: Mutex::new(LedgerReport::DRY_RUN),
+            signatures: OnceLock::new(),
+            allocations_json: OnceLock::new(),
+        }
+    }
+
+    /// Its `allocations` array, rendering it on first use.
+    pub(crate) fn allocations_json(&self) -> &[u8] {
+        self.allocations_json.get_or_init(|| crate::result::render_allocations(&self.run))
     }
 
     /// Its signatures under `keys`, signing on first use (a concurrent caller waits for it).
@@ -175,10 +189,15 @@ impl StoredRun {
 /// Bytes counted per stored run beyond its payees (manifest strings, keys, map slots).
 const RUN_OVERHEAD_BYTES: usize = 2048;
 
-/// An estimate of the memory a stored run holds: its payees and manifest. The inputs it
-/// shares (`Arc`) are the documents store's to count.
+/// Bytes a payee's rendered allocation is counted as: the kept `allocations` array is rendered
+/// on a run's first full answer, so it is counted from the start.
+const RENDERED_ALLOCATION_BYTES: usize = 80;
+
+/// An estimate of the memory a stored run holds: its payees, their rendered allocations and
+/// its manifest. The inputs it shares (`Arc`) are the documents store's to count.
 pub(crate) fn run_weight(run: &Run) -> usize {
-    run.outcome().payees.capacity() * size_of::<Payee>() + RUN_OVERHEAD_BYTES
+    let payees = run.outcome().payees.capacity();
+    payees * (size_of::<Payee>() + RENDERED_ALLOCATION_BYTES) + RUN_OVERHEAD_BYTES
 }
 
 /// Runs by run id (a memo: the same request is the same run), bounded by count and by their

@@ -9,6 +9,9 @@ use mio::net::TcpStream;
 
 /// Bytes read from a socket at once.
 pub(crate) const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Bytes a connection without a buffer reads onto the stack first: an idle connection that is
+/// woken without data (or with a small request) never allocates a full chunk.
+const FIRST_READ_BYTES: usize = 4096;
 
 /// What a read found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +54,22 @@ impl WireIo {
     pub(crate) fn read_into(&mut self, buf: &mut Vec<u8>, want: usize) -> io::Result<ReadState> {
         match self {
             WireIo::Plain(sock) => {
+                if buf.capacity() == 0 && want > 0 {
+                    let mut first = [0u8; FIRST_READ_BYTES];
+                    let room = want.min(FIRST_READ_BYTES);
+                    loop {
+                        match sock.read(&mut first[..room]) {
+                            Ok(0) => return Ok(ReadState::Eof),
+                            Ok(n) => {
+                                buf.extend_from_slice(&first[..n]);
+                                break;
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadState::Open),
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
                 while buf.len() < want {
                     let old = buf.len();
                     let room = (want - old).clamp(1, READ_CHUNK_BYTES);

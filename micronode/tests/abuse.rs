@@ -334,7 +334,8 @@ fn a_thousand_idle_connections_within_the_cap_leave_honest_clients_served() {
         .collect();
     // Every idle connection holds one descriptor (and no thread): wait until all are accepted.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while open_fds(node.pid()) < base_fds + wanted && Instant::now() < deadline {
+    // The honest requests' connections may still be lingering in the base: allow for them.
+    while open_fds(node.pid()) + 8 < base_fds + wanted && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(50));
     }
     let mut slowest = Duration::ZERO;
@@ -344,7 +345,7 @@ fn a_thousand_idle_connections_within_the_cap_leave_honest_clients_served() {
         slowest = slowest.max(took);
     }
     let fds = open_fds(node.pid());
-    assert!(fds >= base_fds + wanted, "only {fds} descriptors: idle connections were dropped");
+    assert!(fds + 8 >= base_fds + wanted, "only {fds} descriptors: idle connections were dropped");
     assert!(fds <= base_fds + wanted + 8, "{fds} descriptors for {wanted} connections: more than one each");
     let (threads, _) = bounded(&node, &format!("{wanted} idle connections held"), base + 2);
     eprintln!(
@@ -407,7 +408,7 @@ fn slow_bodies_hold_no_request_thread_and_are_closed_when_abandoned() {
             thread::spawn(move || -> Option<Exchange> {
                 let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
                 s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
-                let head = b"POST /rewarder/epochs/e1/compute HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{";
+                let head = b"POST /rewarder/epochs/e1/compute HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{";
                 s.write_all(head).ok()?;
                 let until = Instant::now() + Duration::from_secs(6);
                 while !stop.load(Ordering::Relaxed) && Instant::now() < until {
@@ -516,7 +517,10 @@ fn request_smuggling_shapes_are_refused_and_nothing_rides_behind_them() {
                 "POST /rewarder/epochs/e1/compute HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{canary}"
             ),
         ),
-        ("absolute-form target", format!("GET http://x/healthz HTTP/1.1\r\n\r\n{canary}")),
+        (
+            "absolute-form with userinfo",
+            format!("GET http://u@x/healthz HTTP/1.1\r\nHost: x\r\n\r\n{canary}"),
+        ),
         ("space in the target", format!("GET /healthz HTTP/1.1 x\r\n\r\n{canary}")),
     ];
     for (what, request) in &shapes {
@@ -536,7 +540,7 @@ fn request_smuggling_shapes_are_refused_and_nothing_rides_behind_them() {
     // A chunked body in one piece with a smuggled request in its trailers is still one request.
     let x = exchange(
         node.addr,
-        format!("{post}Transfer-Encoding: chunked\r\n\r\n2\r\n{{}}\r\n0\r\nGET /healthz HTTP/1.1\r\n\r\n")
+        format!("{post}Transfer-Encoding: chunked\r\n\r\n2\r\n{{}}\r\n0\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
             .as_bytes(),
     );
     assert_refused("a request line as a trailer", &x, &[400, 422]);
@@ -556,7 +560,7 @@ fn oversized_heads_are_refused_at_the_bound() {
     const HEAD_BYTES_MAX: usize = 16 * 1024;
     // Exactly at the bound: served; one byte over: refused.
     let head_of = |total: usize| {
-        let start = "GET /healthz HTTP/1.1\r\nX-Pad: ";
+        let start = "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Pad: ";
         let pad = total - start.len() - 4;
         format!("{start}{}\r\n\r\n", "p".repeat(pad))
     };
@@ -566,14 +570,14 @@ fn oversized_heads_are_refused_at_the_bound() {
     assert_refused("a head one byte over", &over, &[400]);
     assert!(over.reply.is_some(), "a head one byte over is answered, not just closed");
     // Many small headers.
-    let mut many = String::from("GET /healthz HTTP/1.1\r\n");
+    let mut many = String::from("GET /healthz HTTP/1.1\r\nHost: t\r\n");
     for i in 0..5000 {
         many.push_str(&format!("X-H{i}: v\r\n"));
     }
     many.push_str("\r\n");
     assert_refused("5,000 small headers", &exchange(node.addr, many.as_bytes()), &[400]);
     // One huge header (4 MiB) that never ends: answered at 16 KiB, the rest is not read.
-    let mut huge = b"PUT /rewarder/policies HTTP/1.1\r\nX-Huge: ".to_vec();
+    let mut huge = b"PUT /rewarder/policies HTTP/1.1\r\nHost: t\r\nX-Huge: ".to_vec();
     huge.resize(huge.len() + (4 << 20), b'h');
     let (threads_before, rss_before) = threads_and_rss(node.pid());
     assert_refused("a 4 MiB header", &exchange(node.addr, &huge), &[400]);
@@ -587,10 +591,10 @@ fn oversized_heads_are_refused_at_the_bound() {
 fn invalid_utf8_in_paths_is_a_json_4xx() {
     let node = Node::start(&[]);
     let raw_paths: [&[u8]; 4] = [
-        b"GET /rewarder/epochs/\xff\xfe HTTP/1.1\r\n\r\n",
-        b"GET /\xc3\x28 HTTP/1.1\r\n\r\n",
-        b"GET /rewarder/epochs/e1/proof/\xed\xa0\x80 HTTP/1.1\r\n\r\n",
-        b"\xff\xfe /healthz HTTP/1.1\r\n\r\n",
+        b"GET /rewarder/epochs/\xff\xfe HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /\xc3\x28 HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /rewarder/epochs/e1/proof/\xed\xa0\x80 HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"\xff\xfe /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
     ];
     for raw in raw_paths {
         assert_refused(&format!("{raw:?}"), &exchange(node.addr, raw), &[400]);

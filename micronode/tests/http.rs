@@ -22,6 +22,50 @@ fn read_vector(dir: &str, file: &str) -> Vec<u8> {
 
 // ---- errors and limits of the transport -------------------------------------------------
 
+/// RFC 9112, strictly: `Host` exactly once on HTTP/1.1, absolute-form targets accepted, `HEAD`
+/// wherever `GET` is, one `Authorization`, and two gzip codings refused however they are sent.
+#[test]
+fn http_1_1_is_read_strictly() {
+    let node = Node::start(&[]);
+    let send = |raw: &str| node.raw(raw.as_bytes());
+    send("GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n").assert_error(400, "bad_request");
+    send("GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n")
+        .assert_error(400, "bad_request");
+    assert_eq!(send("GET /healthz HTTP/1.0\r\n\r\n").status, 200, "HTTP/1.0 needs no Host");
+    let absolute =
+        send("GET http://127.0.0.1/version HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    assert_eq!(absolute.status, 200);
+    assert_eq!(absolute.json()["name"], "svc-rewarder");
+    let two_auth = "GET /rewarder/epochs/e1 HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer x\r\nAuthorization: Bearer y\r\nConnection: close\r\n\r\n";
+    send(two_auth).assert_error(400, "bad_request");
+    // HEAD: the GET answer's head, Content-Length included, and no body.
+    let get = node.call("GET", "/version", &[], None);
+    let head = |path: &str| {
+        let mut stream = TcpStream::connect(node.addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        stream
+            .write_all(format!("HEAD {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).unwrap();
+        String::from_utf8(raw).unwrap()
+    };
+    let text = head("/version");
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains(&format!("\r\nContent-Length: {}\r\n", get.body.len())), "{text}");
+    assert!(text.ends_with("\r\n\r\n"), "a HEAD answer has no body: {text}");
+    let text = head("/rewarder/inputs");
+    assert!(text.starts_with("HTTP/1.1 405 "), "HEAD where GET is not: {text}");
+    assert!(text.ends_with("\r\n\r\n"), "a HEAD answer has no body, even an error: {text}");
+    let gz = gzip(b"{}");
+    for headers in [
+        vec![JSON, ("Content-Encoding", "gzip, gzip")],
+        vec![JSON, ("Content-Encoding", "gzip"), ("Content-Encoding", "gzip")],
+    ] {
+        node.call("PUT", "/rewarder/policies", &headers, Some(&gz)).assert_error(415, "unsupported_encoding");
+    }
+}
+
 /// A client that sends its whole oversize body without waiting (no `Expect`) reads its 413
 /// envelope, not a reset: the node answers from the head, then drains what still comes before
 /// closing (a lingering close). Python's `http.client` and curl, 100 tries each.
@@ -130,7 +174,7 @@ fn corr_id_is_echoed_when_valid_and_replaced_when_not() {
 fn oversize_body_is_refused_on_content_length_before_reading() {
     let node = Node::start(&[("REQ_BODY_MAX_BYTES", "1000"), ("INPUTS_MAX_BYTES", "5000")]);
     // Only the head is sent: the answer must come without the body.
-    let head = b"PUT /rewarder/policies HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 1001\r\nX-Corr-ID: big\r\n\r\n";
+    let head = b"PUT /rewarder/policies HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 1001\r\nX-Corr-ID: big\r\n\r\n";
     let reply = node.raw(head);
     reply.assert_error(413, "body_too_large");
     assert_eq!(reply.header("X-Corr-ID"), Some("big"));
@@ -140,7 +184,7 @@ fn oversize_body_is_refused_on_content_length_before_reading() {
     let reply = node.call("PUT", "/rewarder/inputs", &[JSON], Some(&body));
     assert_ne!(reply.status, 413, "{}", String::from_utf8_lossy(&reply.body));
     let reply = node.raw(
-        b"PUT /rewarder/inputs HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 5001\r\n\r\n",
+        b"PUT /rewarder/inputs HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 5001\r\n\r\n",
     );
     reply.assert_error(413, "body_too_large");
 }
@@ -148,7 +192,7 @@ fn oversize_body_is_refused_on_content_length_before_reading() {
 #[test]
 fn oversize_chunked_body_is_counted_while_reading() {
     let node = Node::start(&[("REQ_BODY_MAX_BYTES", "1000")]);
-    let mut request = b"PUT /rewarder/policies HTTP/1.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut request = b"PUT /rewarder/policies HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     for _ in 0..3 {
         request.extend_from_slice(b"190\r\n");
         request.extend_from_slice(&[b' '; 0x190]);
@@ -158,7 +202,7 @@ fn oversize_chunked_body_is_counted_while_reading() {
     node.raw(&request).assert_error(413, "body_too_large");
     // Within the cap, a chunked body reaches the handler.
     let policy = read_vector("basic", "policy.json");
-    let mut request = b"PUT /rewarder/policies HTTP/1.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    let mut request = b"PUT /rewarder/policies HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
     for part in policy.chunks(50) {
         request.extend_from_slice(format!("{:x};ext=1\r\n", part.len()).as_bytes());
         request.extend_from_slice(part);
@@ -233,22 +277,22 @@ fn unsupported_encoding_is_415() {
 fn framing_problems_are_json_errors() {
     let node = Node::start(&[]);
     for head in [
-        "POST /rewarder/epochs/e/compute HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
-        "POST /rewarder/epochs/e/compute HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
-        "POST /rewarder/epochs/e/compute HTTP/1.1\r\nContent-Length: 5, 6\r\n\r\n",
-        "POST /rewarder/epochs/e/compute HTTP/1.1\r\nContent-Length: five\r\n\r\n",
+        "POST /rewarder/epochs/e/compute HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "POST /rewarder/epochs/e/compute HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+        "POST /rewarder/epochs/e/compute HTTP/1.1\r\nHost: t\r\nContent-Length: 5, 6\r\n\r\n",
+        "POST /rewarder/epochs/e/compute HTTP/1.1\r\nHost: t\r\nContent-Length: five\r\n\r\n",
         "GET / HTTP/2.0\r\n\r\n",
         "GARBAGE\r\n\r\n",
-        "GET /\u{e9} HTTP/1.1\r\n\r\n",
+        "GET /\u{e9} HTTP/1.1\r\nHost: t\r\n\r\n",
     ] {
         let reply = node.raw(head.as_bytes());
         reply.assert_error(400, "bad_request");
     }
     // A head larger than the bound.
-    let huge = format!("GET /healthz HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(20_000));
+    let huge = format!("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "a".repeat(20_000));
     node.raw(huge.as_bytes()).assert_error(400, "bad_request");
     // A malformed chunk.
-    let bad_chunk = b"PUT /rewarder/policies HTTP/1.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+    let bad_chunk = b"PUT /rewarder/policies HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
     node.raw(bad_chunk).assert_error(400, "bad_request");
     // The node still serves.
     assert_eq!(node.call("GET", "/healthz", &[], None).status, 200);
@@ -260,7 +304,7 @@ fn keep_alive_and_pipelined_requests_are_answered_in_order() {
     let mut stream = TcpStream::connect(node.addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let two =
-        b"GET /healthz HTTP/1.1\r\nX-Corr-ID: one\r\n\r\nGET /nowhere HTTP/1.1\r\nX-Corr-ID: two\r\n\r\n";
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Corr-ID: one\r\n\r\nGET /nowhere HTTP/1.1\r\nHost: t\r\nX-Corr-ID: two\r\n\r\n";
     stream.write_all(two).unwrap();
     let mut replies = BufReader::new(&stream);
     let first = read_reply(&mut replies).unwrap();
@@ -283,7 +327,7 @@ fn expect_100_continue_is_honoured() {
     let mut stream = TcpStream::connect(node.addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let head = format!(
-        "PUT /rewarder/policies HTTP/1.1\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        "PUT /rewarder/policies HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
         policy.len()
     );
     stream.write_all(head.as_bytes()).unwrap();
@@ -308,9 +352,9 @@ fn slow_loris_connections_do_not_stop_other_clients() {
             let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
             // Half trickle their head, half a declared body after a complete head.
             let prefix: &[u8] = if i % 2 == 0 {
-                b"PUT /rewarder/policies HTTP/1.1\r\nX-Slow: "
+                b"PUT /rewarder/policies HTTP/1.1\r\nHost: t\r\nX-Slow: "
             } else {
-                b"PUT /rewarder/policies HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+                b"PUT /rewarder/policies HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
             };
             if s.write_all(prefix).is_err() {
                 return;
@@ -399,7 +443,7 @@ fn sigterm_finishes_the_request_in_flight() {
     let mut stream = TcpStream::connect(node.addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let head = format!(
-        "PUT /rewarder/policies HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "PUT /rewarder/policies HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         policy.len()
     );
     stream.write_all(head.as_bytes()).unwrap();

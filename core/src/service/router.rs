@@ -197,7 +197,10 @@ fn parse_query(query: &str) -> Result<bool, Error> {
 pub(crate) fn route<'a>(method: &str, url: &'a str) -> Result<Routed<'a>, Error> {
     let (path, query) = split_url(url);
     let shape = shape(path).ok_or_else(|| Error::new(Code::NotFound, "no route for this path"))?;
-    if method != shape.method() {
+    // HEAD is answered wherever GET is (RFC 9110 §9.3.2): the same answer, whose body the host
+    // leaves out.
+    let head_of_get = method == "HEAD" && shape.method() == "GET";
+    if method != shape.method() && !head_of_get {
         return Err(Error::new(Code::MethodNotAllowed, format!("{method} is not allowed here"))
             .with_detail("allow", shape.method()));
     }

@@ -148,6 +148,8 @@ pub(crate) struct Conn {
     held: usize,
     /// TLS records of an answer not yet taken by the socket.
     tls_backlog: bool,
+    /// The current request is a `HEAD`: answers leave out their body.
+    head_only: bool,
     drained: usize,
 }
 
@@ -164,6 +166,7 @@ impl Conn {
             deadline: cx.now,
             held: 0,
             tls_backlog: false,
+            head_only: false,
             drained: 0,
         };
         conn.deadline = cx.now + conn.idle_timeout(cx);
@@ -293,6 +296,7 @@ impl Conn {
             if end > max {
                 return self.head_too_big(cx);
             }
+            self.head_only = false;
             let parsed = framing::parse_head(&self.buf[..end]);
             self.buf.drain(..end);
             self.searched = 0;
@@ -351,6 +355,7 @@ impl Conn {
     /// The head phase: admission, the body's size and headers, then the body (or the answer).
     fn start(&mut self, cx: &mut Ctx<'_>, head: RequestHead) -> Step {
         let service = cx.service;
+        self.head_only = head.method == "HEAD";
         let admission = service.admit(&Head {
             method: &head.method,
             url: &head.target,
@@ -503,7 +508,9 @@ impl Conn {
         // The job holds the body now: its bytes stay counted until its answer comes back.
         *cx.held = *cx.held - self.held + body.len();
         self.held = 0;
-        let job = Job { token: self.token, admitted, body, encoding, corr_id: head.corr_id, close };
+        let head_only = head.method == "HEAD";
+        let job =
+            Job { token: self.token, admitted, body, encoding, corr_id: head.corr_id, close, head_only };
         let max = usize::try_from(service.hot().work_queue_max).unwrap_or(usize::MAX);
         match cx.queue.offer(job, max) {
             Ok(depth) => {
@@ -548,7 +555,8 @@ impl Conn {
         let mut out_head = std::mem::take(&mut self.out.head);
         out_head.drain(..self.out.at.min(out_head.len()));
         out_head.extend_from_slice(&head);
-        self.out = Out { head: out_head, body: response.body, at: 0 };
+        let body = if self.head_only { Vec::new() } else { response.body };
+        self.out = Out { head: out_head, body, at: 0 };
         if after == After::Linger {
             // Nothing more of this connection is read as a request.
             self.buf.clear();

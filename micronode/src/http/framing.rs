@@ -6,9 +6,11 @@
 //! Stricter than `httparse` alone, because a lenient reading is how requests get smuggled past
 //! a proxy in front of the node (RFC 9112 §11.2): a head must be ASCII with CRLF line ends (no
 //! bare CR or LF), carry one `Content-Length` (a list of equal values counts as one) or
-//! `Transfer-Encoding: chunked` alone (never both, never on HTTP/1.0), and an origin-form
-//! target. Every refusal is `400 bad_request` with the request's correlation id when one was
-//! found, and the connection is closed after it.
+//! `Transfer-Encoding: chunked` alone (never both, never on HTTP/1.0), exactly one `Host` on
+//! HTTP/1.1 (RFC 9112 §3.2) and at most one `Authorization`. The target is in origin form, or
+//! in absolute form (`http://host/path`, RFC 9112 §3.2.2), which is reduced to its path. Every
+//! refusal is `400 bad_request` with the request's correlation id when one was found, and the
+//! connection is closed after it.
 
 use rewarder_core::service::Response;
 use rewarder_core::{Code, Error};
@@ -107,10 +109,12 @@ pub fn parse_head(bytes: &[u8]) -> Result<RequestHead, HeadError> {
     let (Some(method), Some(target), Some(version)) = (request.method, request.path, request.version) else {
         return Err(bad("malformed request line".into()));
     };
-    if !(target.starts_with('/') || target == "*") {
-        return Err(bad("malformed request target (origin form expected)".into()));
-    }
+    let target = match origin_form(target) {
+        Some(path) => path,
+        None => return Err(bad("malformed request target (origin or absolute form expected)".into())),
+    };
     let http_1_0 = version == 0;
+    let mut hosts = 0;
     let mut corr_id = None;
     let mut authorization = None;
     let mut content_type = None;
@@ -144,6 +148,8 @@ pub fn parse_head(bytes: &[u8]) -> Result<RequestHead, HeadError> {
         } else if name.eq_ignore_ascii_case("connection") {
             connection.push(',');
             connection.push_str(&value.to_ascii_lowercase());
+        } else if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
         } else if name.eq_ignore_ascii_case("expect") {
             expect = Some(value);
         } else if name.eq_ignore_ascii_case(CORR_ID_HEADER) {
@@ -164,6 +170,9 @@ pub fn parse_head(bytes: &[u8]) -> Result<RequestHead, HeadError> {
                 None => content_encoding = Some(value.to_owned()),
             }
         }
+    }
+    if hosts > 1 || (!http_1_0 && hosts == 0) {
+        return Err(bad("an HTTP/1.1 request needs exactly one Host header".into()));
     }
     let framing = match (transfer_encoding, content_length) {
         (Some(_), Some(_)) => return Err(bad("both Transfer-Encoding and Content-Length".into())),
@@ -195,6 +204,32 @@ pub fn parse_head(bytes: &[u8]) -> Result<RequestHead, HeadError> {
         expects_continue,
         keep_alive,
     })
+}
+
+/// The path and query of a request target: an origin-form target as it is, `*`, or the path of
+/// an absolute-form `http://authority/path?query` (`/` when it has none); `None` otherwise.
+fn origin_form(target: &str) -> Option<&str> {
+    if target.starts_with('/') || target == "*" {
+        return Some(target);
+    }
+    let scheme_end = target.find("://")?;
+    let scheme = &target[..scheme_end];
+    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+        return None;
+    }
+    let rest = &target[scheme_end + 3..];
+    let path_at = rest.find(['/', '?']).unwrap_or(rest.len());
+    if path_at == 0 || rest[..path_at].contains('@') {
+        // No authority, or userinfo in it (RFC 9110 §4.2.4: not to be sent).
+        return None;
+    }
+    match &rest[path_at..] {
+        "" => Some("/"),
+        path if path.starts_with('/') => Some(path),
+        // `http://host?query`: the path is empty, so it is `/` with that query; refused for
+        // simplicity rather than rewritten.
+        _ => None,
+    }
 }
 
 /// The client's correlation id in a head that may not parse, else a fresh one: even a refused
@@ -347,10 +382,26 @@ pub fn response_head(response: &Response, corr_id: &str, close: bool) -> Vec<u8>
 mod tests {
     use super::*;
 
-    fn head(text: &str) -> Result<RequestHead, HeadError> {
+    fn raw(text: &str) -> Result<RequestHead, HeadError> {
         let bytes = text.as_bytes();
         let end = head_end(bytes, 0).expect("a complete head");
         parse_head(&bytes[..end])
+    }
+
+    /// `text` with a `Host` header when it is HTTP/1.1 and has none.
+    fn head(text: &str) -> Result<RequestHead, HeadError> {
+        match text.split_once("\r\n") {
+            Some((line, rest)) if line.ends_with("HTTP/1.1") && !rest.starts_with("Host:") => {
+                raw(&format!("{line}\r\nHost: t\r\n{rest}"))
+            }
+            _ => raw(text),
+        }
+    }
+
+    fn refused_raw(text: &str) -> String {
+        let e = raw(text).expect_err(text);
+        assert_eq!(e.error.code(), Code::BadRequest, "{text}");
+        e.error.message().to_owned()
     }
 
     fn refused(text: &str) -> String {
@@ -389,7 +440,11 @@ mod tests {
         assert!(refused("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n").contains("only chunked"));
         assert!(refused("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n").contains("Content-Length"));
         assert!(refused("POST / HTTP/1.1\r\nContent-Length: 0\nX: y\r\n\r\n").contains("bare"));
-        assert!(refused("GET http://x/ HTTP/1.1\r\n\r\n").contains("origin form"));
+        assert!(refused("GET ftp://x/ HTTP/1.1\r\nHost: x\r\n\r\n").contains("absolute form"));
+        assert!(refused("GET http://u@x/ HTTP/1.1\r\nHost: x\r\n\r\n").contains("absolute form"));
+        assert!(refused_raw("GET / HTTP/1.1\r\n\r\n").contains("Host"));
+        assert!(refused_raw("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").contains("Host"));
+        assert!(raw("GET / HTTP/1.0\r\n\r\n").is_ok(), "HTTP/1.0 needs no Host");
         assert!(refused("GET / HTTP/2.0\r\n\r\n").contains("version"));
         assert!(refused("GET /\u{e9} HTTP/1.1\r\n\r\n").contains("ASCII"));
         assert!(
@@ -404,6 +459,15 @@ mod tests {
             head("POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n").unwrap().framing,
             Framing::Length(5)
         );
+    }
+
+    #[test]
+    fn absolute_form_targets_are_reduced_to_their_path() {
+        let target = |t: &str| head(&format!("GET {t} HTTP/1.1\r\n\r\n")).unwrap().target;
+        assert_eq!(target("http://x/healthz?a=1"), "/healthz?a=1");
+        assert_eq!(target("HTTPS://node.example:8443/rewarder/inputs"), "/rewarder/inputs");
+        assert_eq!(target("http://x"), "/");
+        assert_eq!(target("/plain"), "/plain");
     }
 
     #[test]

@@ -561,7 +561,7 @@ mod tests {
     }
 
     fn get(port: u16, path: &str) -> String {
-        exchange(port, &format!("GET {path} HTTP/1.1\r\nConnection: close\r\n\r\n"))
+        exchange(port, &format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"))
     }
 
     fn loopback() -> SocketAddr {
@@ -593,7 +593,7 @@ mod tests {
         let _running = server.spawn().unwrap();
         let replies = exchange(
             port,
-            "GET /healthz HTTP/1.1\r\n\r\nGET /nowhere HTTP/1.1\r\n\r\nGET /version HTTP/1.1\r\nConnection: close\r\n\r\n",
+            "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /nowhere HTTP/1.1\r\nHost: t\r\n\r\nGET /version HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
         );
         let statuses: Vec<&str> =
             replies.match_indices("HTTP/1.1 ").map(|(i, _)| &replies[i + 9..i + 12]).collect();

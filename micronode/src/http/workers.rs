@@ -33,6 +33,8 @@ pub(crate) struct Job {
     pub(crate) corr_id: String,
     /// Whether the answer ends the connection.
     pub(crate) close: bool,
+    /// A `HEAD` request: the answer's head only.
+    pub(crate) head_only: bool,
 }
 
 /// An answer for the I/O thread to write.
@@ -147,7 +149,7 @@ impl Pool {
 
     /// Decodes and answers one job; a panic in the handler is `500 internal`.
     fn run(&self, job: Job) -> Done {
-        let Job { token, admitted, body, encoding, corr_id, close } = job;
+        let Job { token, admitted, body, encoding, corr_id, close, head_only } = job;
         let held = body.len();
         let service = &self.service;
         let response = match decode(body, encoding, admitted.body_max(), self.decomp_ratio_max) {
@@ -165,7 +167,8 @@ impl Pool {
         };
         tracing::debug!(corr_id, route = admitted.route(), status = response.status, "answered");
         let head = framing::response_head(&response, &corr_id, close);
-        Done { token, head, body: response.body, close, held }
+        let body = if head_only { Vec::new() } else { response.body };
+        Done { token, head, body, close, held }
     }
 }
 

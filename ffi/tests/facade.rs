@@ -135,6 +135,10 @@ fn flags(body: &str) -> [bool; 4] {
 fn verify_result_on_real_answers_and_tampered_ones() {
     let config = EmbeddedConfig { port: 0, require_pq: true, auth_keys: None };
     let node = EmbeddedNode::new(config).unwrap();
+    // The embedded node opens exactly one listener in the host process: its own port.
+    let listeners = rewarder_testkit::node::listening_sockets(std::process::id());
+    let port = node.port();
+    assert_eq!(listeners.iter().filter(|a| a.port() == port).count(), 1, "{listeners:?}");
     let body = compute_over_http(&node.base_url(), "");
     assert_eq!(flags(&body), [true, true, true, true]);
     let mut v: Value = serde_json::from_str(&body).unwrap();

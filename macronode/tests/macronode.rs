@@ -42,6 +42,8 @@ fn it_answers_as_a_macronode_and_writes_no_directory() {
         !shm.iter().any(|e| e.file_name().to_string_lossy().starts_with(&prefix)),
         "no amnesia directory"
     );
+    // Its pool of three serves from the one public listener: no private port behind it.
+    assert_eq!(rewarder_testkit::node::listening_sockets(node.pid()), vec![node.addr]);
 }
 
 #[test]

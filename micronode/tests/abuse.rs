@@ -447,6 +447,82 @@ fn slow_bodies_hold_no_request_thread_and_are_closed_when_abandoned() {
     assert!(after <= base + 2, "connection threads linger: {after}");
 }
 
+/// The node listens on its public address and nowhere else: no private port behind it that a
+/// local user could reach around the transport's bounds.
+#[test]
+fn the_public_address_is_the_only_listener() {
+    let node = Node::start(&[]);
+    // Requests first, so any listener opened lazily would be open by now.
+    honest(&node);
+    assert_eq!(rewarder_testkit::node::listening_sockets(node.pid()), vec![node.addr]);
+}
+
+/// An unauthenticated upload is refused from its head: `401` before any body byte is read or
+/// inflated, so eight of them at once, 60 MB each, leave the node's memory where it was.
+#[test]
+fn unauthenticated_uploads_cost_no_memory_and_get_401() {
+    let key = "k1:".to_owned() + &"ab".repeat(32);
+    let node = Node::start(&[("AUTH_KEYS", &key), ("TENANT_RPS_MAX", "1000000")]);
+    honest_probe(&node);
+    let (_, idle_hwm) = hwm(node.pid());
+    const BODY_BYTES: usize = 60 << 20;
+    let addr = node.addr;
+    let uploads: Vec<_> = (0..8)
+        .map(|i| {
+            thread::spawn(move || {
+                let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+                stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+                let encoding = if i % 2 == 0 { "identity" } else { "gzip" };
+                let head = format!(
+                    "PUT /rewarder/inputs HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+                     Content-Encoding: {encoding}\r\nContent-Length: {BODY_BYTES}\r\n\r\n"
+                );
+                stream.write_all(head.as_bytes()).unwrap();
+                // The body goes on being sent while the answer is read, as an attacker would.
+                let mut writer = stream.try_clone().unwrap();
+                let sender = thread::spawn(move || {
+                    let chunk = vec![0u8; 1 << 20];
+                    for _ in 0..BODY_BYTES >> 20 {
+                        if writer.write_all(&chunk).is_err() {
+                            break;
+                        }
+                    }
+                });
+                let reply = read_reply(&mut BufReader::new(&mut stream)).ok();
+                drop(stream);
+                let _ = sender.join();
+                reply.map(|r| (r.status, r.code()))
+            })
+        })
+        .collect();
+    for upload in uploads {
+        assert_eq!(upload.join().unwrap(), Some((401, "unauthenticated".to_owned())));
+    }
+    let (rss, peak) = hwm(node.pid());
+    eprintln!(
+        "idle VmHWM {idle_hwm} KiB; after 8 x 60 MB unauthenticated uploads: VmRSS {rss}, VmHWM {peak} KiB"
+    );
+    assert!(peak <= idle_hwm + 16 * 1024, "VmHWM grew from {idle_hwm} to {peak} KiB");
+}
+
+/// `(VmRSS, VmHWM)` of a process, KiB.
+fn hwm(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// One open probe, so the node's own start-up allocations are in the idle figure.
+fn honest_probe(node: &Node) {
+    assert_eq!(node.call("GET", "/readyz", &[], None).status, 200);
+}
+
 #[test]
 fn request_smuggling_shapes_are_refused_and_nothing_rides_behind_them() {
     let node = Node::start(&[]);

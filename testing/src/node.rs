@@ -214,6 +214,56 @@ pub fn request_bytes(method: &str, path: &str, headers: &[(&str, &str)], body: O
     bytes
 }
 
+/// Every TCP socket a process listens on (IPv4 and IPv6), from `/proc/PID/fd` and
+/// `/proc/net/tcp{,6}`: which listeners a node really opened, whatever its code says.
+pub fn listening_sockets(pid: u32) -> Vec<SocketAddr> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter_map(|target| {
+                    let t = target.to_string_lossy();
+                    Some(t.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+            if f.len() < 10 || f[3] != "0A" || !inodes.iter().any(|i| i == f[9]) {
+                continue;
+            }
+            if let Some(addr) = proc_net_addr(f[1]) {
+                out.push(addr);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `0100007F:1F90` (IPv4) or a 32-hex-digit IPv6 address and port, as `/proc/net/tcp*` writes
+/// them: the address in the kernel's byte order, 32 bits at a time.
+fn proc_net_addr(field: &str) -> Option<SocketAddr> {
+    let (addr, port) = field.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    // Each 32-bit word is printed as the host's (little-endian) integer of network-order bytes.
+    let bytes: Vec<u8> = (0..addr.len() / 8)
+        .map(|i| u32::from_str_radix(&addr[i * 8..i * 8 + 8], 16).map(u32::to_le_bytes))
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?
+        .concat();
+    let ip: std::net::IpAddr = match bytes.len() {
+        4 => std::net::Ipv4Addr::from(<[u8; 4]>::try_from(bytes).ok()?).into(),
+        16 => std::net::Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?).into(),
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
 /// A parsed response.
 #[derive(Debug, Clone)]
 pub struct Reply {

@@ -5,7 +5,8 @@
 //! Knobs beyond API.md §5, specific to this transport: `CONNECTIONS_MAX` (client connections
 //! held at once, default 128), `IDLE_TIMEOUT_MS` (a kept-alive connection's wait for its next
 //! request, default 30000) and `IDLE_TIMEOUT_CROWDED_MS` (the same at ≥ 3/4 of
-//! `CONNECTIONS_MAX`, default 1000), `DOCUMENTS_MAX_BYTES` (parsed documents kept in memory,
+//! `CONNECTIONS_MAX`, default 1000), `CONNECTIONS_PER_SOURCE_MAX` (connections one client
+//! address may hold, default 3/4 of `CONNECTIONS_MAX`), `DOCUMENTS_MAX_BYTES` (parsed documents kept in memory,
 //! default 268435456), `RUNS_MAX_BYTES` (stored runs kept in memory beside `RUNS_MAX`, by their
 //! estimated size: 32 bytes per payee, so an L run of 50,000 payees weighs 1.6 MB; default
 //! 16777216), `LEDGER_QUARANTINE_MAX` (intents the ledger quarantine queue holds
@@ -119,6 +120,11 @@ pub struct NodeConfig {
     pub documents_max_bytes: usize,
     /// `CONNECTIONS_MAX` (transport extension).
     pub connections_max: usize,
+    /// `CONNECTIONS_PER_SOURCE_MAX` (transport extension): connections one client address may
+    /// hold; default three quarters of `CONNECTIONS_MAX`, so one client cannot lock others out.
+    /// Behind a load balancer every connection comes from its address: set it to
+    /// `CONNECTIONS_MAX` there.
+    pub connections_per_source_max: usize,
     /// `IDLE_TIMEOUT_MS` (transport extension): how long a kept-alive connection may wait for
     /// its next request.
     pub idle_timeout_ms: u64,
@@ -213,6 +219,7 @@ impl NodeConfig {
             quarantine_max: env.number("LEDGER_QUARANTINE_MAX", 100_000, 1, 100_000_000)?,
             ca_file: env.get("LEDGER_CA_FILE").map(PathBuf::from),
         };
+        let connections_max = env.number("CONNECTIONS_MAX", CONNECTIONS_MAX_DEFAULT, 1, 65_536)?;
         Ok(NodeConfig {
             bind_addr,
             hot: hot_knobs(&env)?,
@@ -227,7 +234,13 @@ impl NodeConfig {
             runs_max: env.number("RUNS_MAX", 1024, 1, usize::MAX)?,
             runs_max_bytes: env.number("RUNS_MAX_BYTES", 16 << 20, 1, usize::MAX)?,
             documents_max_bytes: env.number("DOCUMENTS_MAX_BYTES", 256 << 20, 1, usize::MAX)?,
-            connections_max: env.number("CONNECTIONS_MAX", CONNECTIONS_MAX_DEFAULT, 1, 65_536)?,
+            connections_max,
+            connections_per_source_max: env.number(
+                "CONNECTIONS_PER_SOURCE_MAX",
+                (connections_max * 3 / 4).max(1),
+                1,
+                65_536,
+            )?,
             idle_timeout_ms: env.number("IDLE_TIMEOUT_MS", 30_000, 1, 3_600_000)?,
             idle_timeout_crowded_ms: env.number("IDLE_TIMEOUT_CROWDED_MS", 1_000, 1, 3_600_000)?,
             log_format,

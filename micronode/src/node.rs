@@ -110,11 +110,12 @@ pub fn egress_config(ledger: &LedgerConfig) -> EgressConfig {
     }
 }
 
-/// The transport's bounds from the knobs (`CONNECTIONS_MAX`, `IDLE_TIMEOUT_MS`,
-/// `IDLE_TIMEOUT_CROWDED_MS`); the rest are the server's defaults.
+/// The transport's bounds from the knobs (`CONNECTIONS_MAX`, `CONNECTIONS_PER_SOURCE_MAX`,
+/// `IDLE_TIMEOUT_MS`, `IDLE_TIMEOUT_CROWDED_MS`); the rest are the server's defaults.
 pub fn transport_limits(config: &NodeConfig) -> TransportLimits {
     TransportLimits {
         connections_max: config.connections_max,
+        connections_per_source_max: config.connections_per_source_max,
         idle_timeout: Duration::from_millis(config.idle_timeout_ms),
         idle_timeout_crowded: Duration::from_millis(config.idle_timeout_crowded_ms),
         ..TransportLimits::default()

@@ -324,7 +324,11 @@ fn a_thousand_idle_connections_within_the_cap_leave_honest_clients_served() {
     eprintln!("RLIMIT_NOFILE {}: holding {wanted} idle connections", open_files_limit());
     // Above 3/4 of the cap the node lets idle connections go after 1 s: stay below it.
     let cap = wanted * 4 / 3 + 100;
-    let node = Node::start(&[("CONNECTIONS_MAX", &cap.to_string()), ("TENANT_RPS_MAX", "1000000")]);
+    let node = Node::start(&[
+        ("CONNECTIONS_MAX", &cap.to_string()),
+        ("CONNECTIONS_PER_SOURCE_MAX", &cap.to_string()),
+        ("TENANT_RPS_MAX", "1000000"),
+    ]);
     // One request first, so the compute thread is counted in the base.
     honest(&node);
     let (base, _) = bounded(&node, "before the idle flood", BASE_THREADS_SLACK + 8);
@@ -393,6 +397,60 @@ fn a_thousand_idle_connections_beyond_the_cap_are_shed_and_honest_clients_get_in
     drop(idle);
     let after = threads_settle(&node, base + 2, Duration::from_secs(5));
     assert!(after <= base + 2, "connection threads linger: {after}");
+}
+
+/// A connection from `source` (a loopback address of its own) to `to`.
+fn connect_from(source: [u8; 4], to: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    socket.bind(&SocketAddr::from((source, 0)).into())?;
+    socket.connect_timeout(&to.into(), Duration::from_secs(5))?;
+    Ok(socket.into())
+}
+
+/// One client address holding hundreds of idle sockets cannot lock others out: its share is
+/// capped (`CONNECTIONS_PER_SOURCE_MAX`, by default 3/4 of `CONNECTIONS_MAX`), another address
+/// is served, probes are answered from a reserve even to the flooding address, and every
+/// refusal is counted.
+#[test]
+fn one_source_flooding_connections_leaves_others_served() {
+    let node = Node::start(&[("TENANT_RPS_MAX", "1000000"), ("IDLE_TIMEOUT_CROWDED_MS", "30000")]);
+    let flood: Vec<TcpStream> =
+        (0..500).filter_map(|_| connect_from([127, 0, 0, 1], node.addr).ok()).collect();
+    thread::sleep(Duration::from_millis(500));
+    let refused_metric = |node: &Node| -> f64 {
+        let mut s = connect_from([127, 0, 0, 3], node.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+        let reply = read_reply(&mut BufReader::new(s)).unwrap();
+        let text = String::from_utf8(reply.body).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("rejected_total{reason=\"connections\"} "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let refused = refused_metric(&node);
+    assert!(refused >= 300.0, "the refusals beyond the source's 96 are counted: {refused}");
+    // Another client address is served in full.
+    let mut other = connect_from([127, 0, 0, 2], node.addr).unwrap();
+    other.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    other
+        .write_all(b"PUT /rewarder/policies HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        .unwrap();
+    let reply = read_reply(&mut BufReader::new(other)).unwrap();
+    assert_eq!(reply.status, 422, "another address reaches the service: {:?}", reply.body);
+    // The flooding address still gets its probe answered, and nothing else.
+    let probe = |path: &str| {
+        let mut s = connect_from([127, 0, 0, 1], node.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
+            .unwrap();
+        read_reply(&mut BufReader::new(s)).unwrap()
+    };
+    assert_eq!(probe("/readyz").status, 200);
+    let refused_reply = probe("/rewarder/epochs/e1");
+    assert_eq!((refused_reply.status, refused_reply.code()), (503, "overloaded".to_owned()));
+    assert!(refused_metric(&node) > refused, "the refused non-probe is counted");
+    drop(flood);
 }
 
 #[test]

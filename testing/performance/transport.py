@@ -170,7 +170,7 @@ def connections(a):
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if hard < a.idle + 512:
         raise SystemExit(f"RLIMIT_NOFILE {hard} is below {a.idle} + 512")
-    env = {**NODE_ENV, "CONNECTIONS_MAX": "10240", "IDLE_TIMEOUT_MS": str((a.hold + 30) * 1000),
+    env = {**NODE_ENV, "CONNECTIONS_MAX": "10240", "CONNECTIONS_PER_SOURCE_MAX": "10240", "IDLE_TIMEOUT_MS": str((a.hold + 30) * 1000),
            "IDLE_TIMEOUT_CROWDED_MS": str((a.hold + 30) * 1000)}
     with tempfile.TemporaryDirectory() as tmp, common.Node("rewarder-micronode", env=env) as busy, \
             common.Node("rewarder-micronode", env=env) as idle_node:

@@ -8,6 +8,7 @@
 //! side is shut and the input drained and discarded for a bounded time, so a client still
 //! sending its body reads the answer instead of a reset.
 
+use std::net::IpAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,8 @@ pub(crate) const TRANSPORT_ROUTE: &str = "";
 const LINGER: Duration = Duration::from_secs(2);
 /// Most bytes drained from a refused connection before it is closed.
 const LINGER_BYTES_MAX: usize = 64 << 20;
+/// The idle timeout of a connection in the probe reserve.
+const RESERVE_IDLE: Duration = Duration::from_millis(250);
 /// Seconds a client refused by a full work queue is told to wait.
 const QUEUE_FULL_RETRY_AFTER_S: u32 = 1;
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -142,12 +145,19 @@ pub(crate) struct Conn {
     searched: usize,
     state: State,
     out: Out,
-    /// When the current state times out.
+    /// When the current state times out (every state but idle, whose timeout depends on how
+    /// crowded the node is when it is checked).
     deadline: Instant,
+    /// When the connection last became idle.
+    idle_since: Instant,
     /// Request-body bytes this connection counts in [`Ctx::held`].
     held: usize,
     /// TLS records of an answer not yet taken by the socket.
     tls_backlog: bool,
+    /// The client's address.
+    source: IpAddr,
+    /// Kept beyond the connection caps for one open probe (see the server's probe reserve).
+    reserve: bool,
     /// The current request is a `HEAD`: answers leave out their body.
     head_only: bool,
     drained: usize,
@@ -155,7 +165,7 @@ pub(crate) struct Conn {
 
 impl Conn {
     /// A new connection, idle.
-    pub(crate) fn new(token: Token, io: WireIo, cx: &Ctx<'_>) -> Conn {
+    pub(crate) fn new(token: Token, io: WireIo, source: IpAddr, reserve: bool, cx: &Ctx<'_>) -> Conn {
         let mut conn = Conn {
             token,
             io,
@@ -164,13 +174,25 @@ impl Conn {
             state: State::Idle,
             out: Out::default(),
             deadline: cx.now,
+            idle_since: cx.now,
             held: 0,
             tls_backlog: false,
+            source,
+            reserve,
             head_only: false,
             drained: 0,
         };
-        conn.deadline = cx.now + conn.idle_timeout(cx);
         conn
+    }
+
+    /// The client's address.
+    pub(crate) fn source(&self) -> IpAddr {
+        self.source
+    }
+
+    /// Whether the connection is in the probe reserve.
+    pub(crate) fn is_reserve(&self) -> bool {
+        self.reserve
     }
 
     /// The socket, to register with the poller.
@@ -235,6 +257,12 @@ impl Conn {
     /// slow-reading or lingering connection is closed. A request with a compute thread has no
     /// deadline here.
     pub(crate) fn expire(&mut self, cx: &mut Ctx<'_>) -> Next {
+        if matches!(self.state, State::Idle) {
+            // Judged now, not when it became idle: a node that filled up since lets its idle
+            // connections go sooner.
+            let idle_for = cx.now.saturating_duration_since(self.idle_since);
+            return if idle_for >= self.idle_timeout(cx) { Next::Close } else { Next::Keep };
+        }
         if cx.now < self.deadline {
             return Next::Keep;
         }
@@ -256,12 +284,19 @@ impl Conn {
                 self.refuse(cx, route, &corr_id, &late("body", cx.limits.body_timeout));
                 self.drive(cx)
             }
-            State::Idle | State::Writing(_) | State::Lingering => Next::Close,
+            State::Writing(_) | State::Lingering => Next::Close,
+            // Handled above.
+            State::Idle => Next::Keep,
         }
     }
 
     fn idle_timeout(&self, cx: &Ctx<'_>) -> Duration {
         let limits = cx.limits;
+        // A probe sends its request at once: a reserve connection that does not is let go
+        // before a flood of idle sockets can hold the reserve.
+        if self.reserve {
+            return RESERVE_IDLE;
+        }
         if cx.open * 4 >= limits.connections_max * 3 {
             limits.idle_timeout.min(limits.idle_timeout_crowded)
         } else {
@@ -279,7 +314,7 @@ impl Conn {
         }
         self.searched = 0;
         self.state = State::Idle;
-        self.deadline = cx.now + self.idle_timeout(cx);
+        self.idle_since = cx.now;
         Step::Again
     }
 
@@ -372,6 +407,14 @@ impl Conn {
             }
         };
         let route = admitted.route();
+        if self.reserve && !(admitted.is_probe() && head.framing == Framing::None) {
+            // Beyond the caps, only a probe is answered; anything else is told to come back.
+            service.metrics().reject(Rejection::Connections);
+            let error = Error::new(Code::Overloaded, "too many connections; retry shortly")
+                .with_detail("reason", Rejection::Connections.as_str());
+            self.refuse(cx, route, &head.corr_id, &error);
+            return Step::Again;
+        }
         let body_max = admitted.body_max();
         if let Framing::Length(n) = head.framing
             && n > body_max as u64
@@ -406,7 +449,8 @@ impl Conn {
                     service.record_http(route, 500);
                     wire::error_response(Code::Internal, "internal error", &head.corr_id)
                 });
-            let after = if head.keep_alive { After::KeepAlive } else { After::Linger };
+            // A reserve connection answers one probe, then gives its place back.
+            let after = if head.keep_alive && !self.reserve { After::KeepAlive } else { After::Linger };
             self.answer(cx, response, &head.corr_id, after);
             return Step::Again;
         }

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
@@ -28,8 +28,12 @@ use crate::wire;
 /// Bounds of the transport, each with its unit last.
 #[derive(Debug, Clone)]
 pub struct TransportLimits {
-    /// Client connections held at once; one more is answered `503 overloaded` and closed.
+    /// Client connections held at once; one more is answered `503 overloaded` and closed
+    /// (or, while the probe reserve has room, kept for one open probe).
     pub connections_max: usize,
+    /// Client connections one source address may hold at once, so that one client cannot
+    /// take every slot; beyond, as for `connections_max`.
+    pub connections_per_source_max: usize,
     /// Bytes of one request head (request line + headers), and of a chunked body's trailers.
     pub head_bytes_max: usize,
     /// Time a kept-alive connection may sit idle before its next request starts.
@@ -52,6 +56,7 @@ impl Default for TransportLimits {
     fn default() -> Self {
         TransportLimits {
             connections_max: 128,
+            connections_per_source_max: 96,
             head_bytes_max: 16 * 1024,
             idle_timeout: Duration::from_secs(30),
             idle_timeout_crowded: Duration::from_secs(1),
@@ -114,6 +119,9 @@ const FIRST_CONN: usize = 2;
 const TICK: Duration = Duration::from_millis(50);
 /// How long accepting pauses after the system refused a descriptor (EMFILE and friends).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+/// Connections kept beyond the caps for one open probe each (`/healthz`, `/readyz`,
+/// `/metrics`, `/version`): a node at its cap still tells its orchestrator it is alive.
+const PROBE_RESERVE: usize = 16;
 
 /// What a handle shares with its server.
 struct Shared {
@@ -152,6 +160,7 @@ impl Server {
         let l = &options.limits;
         let zero = Duration::ZERO;
         if l.connections_max == 0
+            || l.connections_per_source_max == 0
             || l.head_bytes_max < HEAD_BYTES_MIN
             || l.held_body_bytes_max == 0
             || [l.idle_timeout, l.idle_timeout_crowded, l.head_timeout, l.body_timeout, l.write_timeout]
@@ -221,6 +230,8 @@ impl Server {
             poll,
             listener: Some(listener),
             conns: HashMap::new(),
+            per_source: HashMap::new(),
+            reserve: 0,
             next_token: FIRST_CONN,
             service: &service,
             queue: &queue,
@@ -307,6 +318,10 @@ struct IoLoop<'a> {
     /// `None` once stopping.
     listener: Option<TcpListener>,
     conns: HashMap<Token, Conn>,
+    /// Regular (not reserve) connections per source address.
+    per_source: HashMap<IpAddr, usize>,
+    /// Connections in the probe reserve.
+    reserve: usize,
     next_token: usize,
     service: &'a Service,
     queue: &'a WorkQueue,
@@ -373,7 +388,7 @@ impl IoLoop<'_> {
     }
 
     fn ctx(&mut self) -> (Ctx<'_>, &mut HashMap<Token, Conn>) {
-        let open = self.conns.len();
+        let open = self.conns.len() - self.reserve;
         (
             Ctx {
                 service: self.service,
@@ -406,7 +421,7 @@ impl IoLoop<'_> {
         loop {
             let Some(listener) = &self.listener else { return };
             match listener.accept() {
-                Ok((sock, _peer)) => self.open(sock),
+                Ok((sock, peer)) => self.open(sock, peer.ip()),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -420,9 +435,12 @@ impl IoLoop<'_> {
         }
     }
 
-    fn open(&mut self, sock: TcpStream) {
+    fn open(&mut self, sock: TcpStream, source: IpAddr) {
         let limits = &self.options.limits;
-        if self.conns.len() >= limits.connections_max {
+        let regular = self.conns.len() - self.reserve;
+        let from_source = self.per_source.get(&source).copied().unwrap_or(0);
+        let over = regular >= limits.connections_max || from_source >= limits.connections_per_source_max;
+        if over && self.reserve >= PROBE_RESERVE {
             self.refuse_over_cap(sock);
             return;
         }
@@ -442,8 +460,13 @@ impl IoLoop<'_> {
             tracing::warn!(error = %e, "cannot watch a connection");
             return;
         }
+        if over {
+            self.reserve += 1;
+        } else {
+            *self.per_source.entry(source).or_default() += 1;
+        }
         let (cx, conns) = self.ctx();
-        let conn = Conn::new(token, io, &cx);
+        let conn = Conn::new(token, io, source, over, &cx);
         conns.insert(token, conn);
     }
 
@@ -510,6 +533,14 @@ impl IoLoop<'_> {
     fn close(&mut self, token: Token) {
         if let Some(mut conn) = self.conns.remove(&token) {
             conn.release(&mut self.held);
+            if conn.is_reserve() {
+                self.reserve -= 1;
+            } else if let Some(n) = self.per_source.get_mut(&conn.source()) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_source.remove(&conn.source());
+                }
+            }
             let _ = self.poll.registry().deregister(conn.io().socket());
         }
     }

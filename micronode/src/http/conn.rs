@@ -166,7 +166,7 @@ pub(crate) struct Conn {
 impl Conn {
     /// A new connection, idle.
     pub(crate) fn new(token: Token, io: WireIo, source: IpAddr, reserve: bool, cx: &Ctx<'_>) -> Conn {
-        let mut conn = Conn {
+        Conn {
             token,
             io,
             buf: Vec::new(),
@@ -181,8 +181,7 @@ impl Conn {
             reserve,
             head_only: false,
             drained: 0,
-        };
-        conn
+        }
     }
 
     /// The client's address.

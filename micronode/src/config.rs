@@ -110,8 +110,11 @@ pub struct NodeConfig {
     pub auth_keys: Option<Vec<(String, Vec<u8>)>>,
     /// `TLS_CERT_FILE` + `TLS_KEY_FILE`.
     pub tls: Option<TlsFiles>,
-    /// `AMNESIA_DIR`; `None` = a fresh directory under `/dev/shm`.
+    /// `AMNESIA_DIR`: the root (tmpfs) the node makes its own directory in; `None` =
+    /// `/dev/shm`.
     pub amnesia_dir: Option<PathBuf>,
+    /// `AMNESIA_ALLOW_DISK`: accept an `AMNESIA_DIR` that is not tmpfs (logged as a warning).
+    pub amnesia_allow_disk: bool,
     /// `RUNS_MAX`.
     pub runs_max: usize,
     /// `RUNS_MAX_BYTES` (transport extension).
@@ -231,6 +234,7 @@ impl NodeConfig {
             auth_keys,
             tls,
             amnesia_dir: env.get("AMNESIA_DIR").map(PathBuf::from),
+            amnesia_allow_disk: env.bool("AMNESIA_ALLOW_DISK", false)?,
             runs_max: env.number("RUNS_MAX", 1024, 1, usize::MAX)?,
             runs_max_bytes: env.number("RUNS_MAX_BYTES", 16 << 20, 1, usize::MAX)?,
             documents_max_bytes: env.number("DOCUMENTS_MAX_BYTES", 256 << 20, 1, usize::MAX)?,

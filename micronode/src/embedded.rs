@@ -71,7 +71,10 @@ impl EmbeddedNode {
             .map_err(|e| NodeError::Config(e.to_string()))?;
         let keys = keys::fresh(options.require_pq)
             .map_err(|e| NodeError::Runtime(format!("no randomness for signing keys: {e}")))?;
-        let amnesia = AmnesiaDir::create(None, defaults.documents_max_bytes as u64).ok().map(Arc::new);
+        // A refused root (no tmpfs in an app's sandbox) means memory only, never an error.
+        let amnesia = AmnesiaDir::create(None, false, defaults.documents_max_bytes as u64)
+            .ok()
+            .map(|(dir, _)| Arc::new(dir));
         let artifacts: Arc<dyn Artifacts> = match &amnesia {
             Some(dir) => Arc::clone(dir) as _,
             None => Arc::new(MemoryOnly),

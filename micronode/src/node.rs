@@ -211,10 +211,22 @@ impl Node {
         };
         let (amnesia, artifacts): (_, Arc<dyn Artifacts>) = match flavor {
             Flavor::Micronode => {
-                let dir =
-                    AmnesiaDir::create(config.amnesia_dir.as_deref(), config.documents_max_bytes as u64)
-                        .map_err(|e| NodeError::Config(format!("AMNESIA_DIR: {e}")))?;
+                let (dir, swept) = AmnesiaDir::create(
+                    config.amnesia_dir.as_deref(),
+                    config.amnesia_allow_disk,
+                    config.documents_max_bytes as u64,
+                )
+                .map_err(|e| NodeError::Config(format!("AMNESIA_DIR: {e}")))?;
                 let dir = Arc::new(dir);
+                if let Some(fs_type) = &swept.on_disk {
+                    tracing::warn!(
+                        fs_type,
+                        "AMNESIA_ALLOW_DISK: tenant documents are written to a disk, not tmpfs"
+                    );
+                }
+                for dead in &swept.removed {
+                    tracing::info!(dir = %dead.display(), "swept the directory of a node that is gone");
+                }
                 tracing::info!(dir = %dir.path().display(), "amnesia directory");
                 (Some(Arc::clone(&dir)), dir as _)
             }

@@ -48,6 +48,11 @@ impl Node {
         Ok(Node { process, home, tmp, cwd })
     }
 
+    /// A node from a process started some other way (e.g. inside a pid namespace).
+    pub fn from_process(process: Process, home: Scratch, tmp: Scratch, cwd: Scratch) -> Node {
+        Node { process, home, tmp, cwd }
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }

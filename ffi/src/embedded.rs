@@ -20,6 +20,7 @@ pub struct EmbeddedNode {
     inner: Mutex<embedded::EmbeddedNode>,
     port: u16,
     base_url: String,
+    token: Option<String>,
 }
 
 #[uniffi::export]
@@ -31,8 +32,8 @@ impl EmbeddedNode {
     #[uniffi::constructor]
     pub fn new(config: EmbeddedConfig) -> Result<Arc<Self>, RewarderError> {
         let node = embedded::EmbeddedNode::start(&EmbeddedOptions::from(config))?;
-        let (port, base_url) = (node.port(), node.url().to_owned());
-        Ok(Arc::new(EmbeddedNode { inner: Mutex::new(node), port, base_url }))
+        let (port, base_url, token) = (node.port(), node.url().to_owned(), node.token().map(str::to_owned));
+        Ok(Arc::new(EmbeddedNode { inner: Mutex::new(node), port, base_url, token }))
     }
 
     /// The port the node is bound to (the one chosen when the config said 0).
@@ -43,6 +44,13 @@ impl EmbeddedNode {
     /// `http://127.0.0.1:PORT`, without a trailing slash.
     pub fn base_url(&self) -> String {
         self.base_url.clone()
+    }
+
+    /// The bearer token the app sends (`Authorization: Bearer <token>`, tenant `default`,
+    /// every scope), made at this start so that no other app on the device can use the node;
+    /// null when the config gave `auth_keys` (the app mints its own) or set `open`.
+    pub fn token(&self) -> Option<String> {
+        self.token.clone()
     }
 
     /// Stops accepting, answers the requests in flight, then returns. Blocks until the

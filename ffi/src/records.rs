@@ -92,8 +92,13 @@ pub struct EmbeddedConfig {
     pub port: u16,
     /// Sign every result with ML-DSA-65 as well as Ed25519.
     pub require_pq: bool,
-    /// `AUTH_KEYS` (`kid:hexkey,…`, keys of at least 32 bytes); none = authentication off.
+    /// `AUTH_KEYS` (`kid:hexkey,…`, keys of at least 32 bytes) when the app mints its own
+    /// tokens; none = the node makes a key and one token at each start (`EmbeddedNode.token`).
     pub auth_keys: Option<String>,
+    /// Serve without authentication to every process of the device that reaches loopback: an
+    /// explicit opt-out, off by default.
+    #[uniffi(default = false)]
+    pub open: bool,
 }
 
 impl From<&manifest::Manifest> for Manifest {
@@ -212,6 +217,7 @@ impl From<EmbeddedConfig> for rewarder_micronode::embedded::EmbeddedOptions {
             port: c.port,
             require_pq: c.require_pq,
             auth_keys: c.auth_keys,
+            open: c.open,
         }
     }
 }

@@ -102,8 +102,10 @@ fn every_invalid_case_is_invalid_with_its_code() {
     }
 }
 
-/// Uploads `basic` to a node and computes it; the raw result body.
-fn compute_over_http(base: &str, query: &str) -> String {
+/// Uploads `basic` to a node (with its token) and computes it; the raw result body.
+fn compute_over_http(node: &EmbeddedNode, query: &str) -> String {
+    let base = node.base_url();
+    let authorization = format!("Bearer {}", node.token().expect("a node private to its app has a token"));
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30)))
@@ -112,7 +114,8 @@ fn compute_over_http(base: &str, query: &str) -> String {
     let send = |method: &str, path: &str, body: &[u8]| -> Value {
         let url = format!("{base}{path}");
         let rb = if method == "PUT" { agent.put(&url) } else { agent.post(&url) };
-        let mut r = rb.header("Content-Type", "application/json").send(body).unwrap();
+        let rb = rb.header("Content-Type", "application/json").header("Authorization", &authorization);
+        let mut r = rb.send(body).unwrap();
         assert!(r.status().is_success(), "{method} {path}: {}", r.status());
         serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
     };
@@ -133,13 +136,13 @@ fn flags(body: &str) -> [bool; 4] {
 
 #[test]
 fn verify_result_on_real_answers_and_tampered_ones() {
-    let config = EmbeddedConfig { port: 0, require_pq: true, auth_keys: None };
+    let config = EmbeddedConfig { port: 0, require_pq: true, auth_keys: None, open: false };
     let node = EmbeddedNode::new(config).unwrap();
     // The embedded node opens exactly one listener in the host process: its own port.
     let listeners = rewarder_testkit::node::listening_sockets(std::process::id());
     let port = node.port();
     assert_eq!(listeners.iter().filter(|a| a.port() == port).count(), 1, "{listeners:?}");
-    let body = compute_over_http(&node.base_url(), "");
+    let body = compute_over_http(&node, "");
     assert_eq!(flags(&body), [true, true, true, true]);
     let mut v: Value = serde_json::from_str(&body).unwrap();
     let verification = verify_result(body.clone()).unwrap();
@@ -181,7 +184,7 @@ fn verify_result_on_real_answers_and_tampered_ones() {
     v["allocations"][0]["amount_minor"] = "01".into();
     assert_eq!(code_of(verify_result(v.to_string()).unwrap_err()), "invalid_amount");
 
-    let without = compute_over_http(&node.base_url(), "?allocations=false");
+    let without = compute_over_http(&node, "?allocations=false");
     assert_eq!(flags(&without), [true, true, true, true]);
     assert_eq!(code_of(verify_result("{".into()).unwrap_err()), "malformed_json");
     assert_eq!(code_of(verify_result("{}".into()).unwrap_err()), "schema");
@@ -191,10 +194,44 @@ fn verify_result_on_real_answers_and_tampered_ones() {
 
 #[test]
 fn embedded_node_options_are_checked() {
-    let bad = EmbeddedConfig { port: 0, require_pq: false, auth_keys: Some("k1:00".into()) };
+    let bad = EmbeddedConfig { port: 0, require_pq: false, auth_keys: Some("k1:00".into()), open: false };
     assert_eq!(code_of(EmbeddedNode::new(bad).err().unwrap()), "bad_request");
-    let node = EmbeddedNode::new(EmbeddedConfig { port: 0, require_pq: false, auth_keys: None }).unwrap();
-    let taken = EmbeddedConfig { port: node.port(), require_pq: false, auth_keys: None };
+    let node = EmbeddedNode::new(EmbeddedConfig { port: 0, require_pq: false, auth_keys: None, open: false })
+        .unwrap();
+    let taken = EmbeddedConfig { port: node.port(), require_pq: false, auth_keys: None, open: false };
     assert!(matches!(EmbeddedNode::new(taken).err().unwrap(), RewarderError::Io { .. }));
     assert_eq!(node.base_url(), format!("http://127.0.0.1:{}", node.port()));
+}
+
+/// Loopback is shared by every app of a device: by default the embedded node answers only the
+/// app holding the token it made at start. Another process (curl here) without it gets 401;
+/// `open` is the explicit way to serve everyone, and an app's own `auth_keys` mean no token.
+#[test]
+fn the_embedded_node_is_private_to_its_app() {
+    let node = EmbeddedNode::new(EmbeddedConfig { port: 0, require_pq: false, auth_keys: None, open: false })
+        .unwrap();
+    let curl = |url: &str, token: Option<&str>| -> String {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10"]);
+        if let Some(token) = token {
+            cmd.args(["-H", &format!("Authorization: Bearer {token}")]);
+        }
+        String::from_utf8(cmd.arg(url).output().unwrap().stdout).unwrap()
+    };
+    let epoch = format!("{}/rewarder/epochs/e1", node.base_url());
+    assert_eq!(curl(&epoch, None), "401", "another process without the token");
+    assert_eq!(curl(&epoch, Some("forged")), "401");
+    assert_eq!(curl(&epoch, node.token().as_deref()), "404", "the app's token opens it (no such epoch yet)");
+    assert_eq!(curl(&format!("{}/readyz", node.base_url()), None), "200", "probes stay open");
+    assert!(!compute_over_http(&node, "").is_empty());
+    let open = EmbeddedNode::new(EmbeddedConfig { port: 0, require_pq: false, auth_keys: None, open: true })
+        .unwrap();
+    assert_eq!(open.token(), None);
+    assert_eq!(curl(&format!("{}/rewarder/epochs/e1", open.base_url()), None), "404", "open serves anyone");
+    let key = "k1:".to_owned() + &"cd".repeat(32);
+    let own =
+        EmbeddedNode::new(EmbeddedConfig { port: 0, require_pq: false, auth_keys: Some(key), open: false })
+            .unwrap();
+    assert_eq!(own.token(), None, "the app mints its own tokens");
+    assert_eq!(curl(&format!("{}/rewarder/epochs/e1", own.base_url()), None), "401");
 }

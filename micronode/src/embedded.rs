@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rewarder_core::Limits;
-use rewarder_core::service::{Artifacts, Config, Profile, Service};
+use rewarder_core::service::{Artifacts, Clock, Config, Profile, Service, auth};
 
 use crate::amnesia::AmnesiaDir;
 use crate::clock::SystemClock;
@@ -32,9 +32,18 @@ pub struct EmbeddedOptions {
     pub port: u16,
     /// Sign with ML-DSA-65 too (`REQUIRE_PQ_ON`).
     pub require_pq: bool,
-    /// `AUTH_KEYS` (`kid:hexkey,…`); `None` = authentication off (tenant `default`).
+    /// `AUTH_KEYS` (`kid:hexkey,…`) when the app mints its own tokens; `None` = the node makes
+    /// a key and one token at each start ([`EmbeddedNode::token`]).
     pub auth_keys: Option<String>,
+    /// Serve without authentication, to any process of the device that can reach loopback:
+    /// an explicit opt-out, never the default.
+    pub open: bool,
 }
+
+/// The key id of the key an embedded node makes for itself.
+const OWN_KID: &str = "embedded";
+/// The lifetime of the token an embedded node mints for its app: longer than any process.
+const OWN_TOKEN_LIFETIME_S: u64 = 10 * 365 * 24 * 3600;
 
 /// A running embedded node. Dropping it stops it.
 pub struct EmbeddedNode {
@@ -42,6 +51,8 @@ pub struct EmbeddedNode {
     service: Arc<Service>,
     amnesia: Option<Arc<AmnesiaDir>>,
     url: String,
+    /// The bearer token of the node's own key; `None` with the app's keys or when open.
+    token: Option<String>,
 }
 
 /// Keeps nothing beside memory: the service holds every artifact itself.
@@ -62,13 +73,27 @@ impl EmbeddedNode {
     /// the keys, a socket or a thread.
     pub fn start(options: &EmbeddedOptions) -> Result<EmbeddedNode, NodeError> {
         let defaults = NodeConfig::from_lookup(|_| None).map_err(|e| NodeError::Config(e.to_string()))?;
-        let auth_keys = options
+        let given = options
             .auth_keys
             .as_deref()
             .filter(|keys| !keys.is_empty())
             .map(config::parse_auth_keys)
             .transpose()
             .map_err(|e| NodeError::Config(e.to_string()))?;
+        // Loopback is shared by every app of the device: unless the app brings its keys or
+        // opts out, the node is private to the app that holds its token.
+        let (auth_keys, token) = match given {
+            Some(keys) => (Some(keys), None),
+            None if options.open => (None, None),
+            None => {
+                let mut key = vec![0u8; 32];
+                getrandom::fill(&mut key)
+                    .map_err(|e| NodeError::Runtime(format!("no randomness for a key: {e}")))?;
+                let exp = SystemClock::new().unix_seconds() + OWN_TOKEN_LIFETIME_S;
+                let token = auth::mint(OWN_KID, &key, auth::DEFAULT_TENANT, "compute read admin", exp, None);
+                (Some(vec![(OWN_KID.to_owned(), key)]), Some(token))
+            }
+        };
         let keys = keys::fresh(options.require_pq)
             .map_err(|e| NodeError::Runtime(format!("no randomness for signing keys: {e}")))?;
         // A refused root (no tmpfs in an app's sandbox) means memory only, never an error.
@@ -114,7 +139,7 @@ impl EmbeddedNode {
         let url = format!("http://{}", server.local_addr());
         let server =
             server.spawn().map_err(|e| NodeError::Runtime(format!("cannot start the server thread: {e}")))?;
-        Ok(EmbeddedNode { server, service, amnesia, url })
+        Ok(EmbeddedNode { server, service, amnesia, url, token })
     }
 
     /// The port actually bound.
@@ -125,6 +150,12 @@ impl EmbeddedNode {
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The token the app sends as `Authorization: Bearer …` (tenant `default`, every scope),
+    /// made at this start; `None` when the app gave its own keys or opted out with `open`.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
     }
 
     /// The service the node serves.

@@ -101,16 +101,27 @@ object Rewarder {
      *
      * Blocks until the node accepts connections (a few milliseconds).
      *
-     * @param authKeys `AUTH_KEYS` (`kid:hexkey,…`); null turns authentication off.
+     * By default the node is private to this app: it makes a key and a token at each start, and
+     * answers only requests carrying it (`Authorization: Bearer ` + [EmbeddedNode.token]), since
+     * every app of the device can reach loopback.
+     *
+     * @param authKeys `AUTH_KEYS` (`kid:hexkey,…`) when the app mints its own tokens (then
+     *   [EmbeddedNode.token] is null).
+     * @param open serve every process of the device without a token: an explicit opt-out.
      * @throws RewarderException.Invalid `bad_request` for unusable [authKeys] or port.
      * @throws RewarderException.Io when the port is taken or the system refuses a socket.
      */
     @Throws(RewarderException::class)
-    fun startNode(port: Int = 0, requirePq: Boolean = false, authKeys: String? = null): EmbeddedNode {
+    fun startNode(
+        port: Int = 0,
+        requirePq: Boolean = false,
+        authKeys: String? = null,
+        open: Boolean = false,
+    ): EmbeddedNode {
         if (port !in 0..65535) {
             throw RewarderException.Invalid("bad_request", "port $port is outside 0..65535")
         }
-        return EmbeddedNode(EmbeddedConfig(port.toUShort(), requirePq, authKeys))
+        return EmbeddedNode(EmbeddedConfig(port.toUShort(), requirePq, authKeys, open))
     }
 }
 

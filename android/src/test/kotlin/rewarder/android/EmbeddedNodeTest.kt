@@ -14,7 +14,7 @@ import uniffi.rewarder.RewarderException
 
 /** Uploads a golden case to [node] and computes it over HTTP; returns the raw result body. */
 fun computeOverHttp(node: EmbeddedNode, case: File, query: String = ""): String {
-    val http = Http(node.baseUrl())
+    val http = Http(node.baseUrl(), node.token())
     val inputs = http.put("/rewarder/inputs", Vectors.inputs(case))
     assertTrue(inputs.body, inputs.status == 201 || inputs.status == 200)
     val policy = http.put("/rewarder/policies", Vectors.policy(case))
@@ -36,7 +36,7 @@ class EmbeddedNodeTest {
         val port = node.portNumber
         assertTrue(port > 0)
         assertEquals("http://127.0.0.1:$port", node.baseUrl())
-        val http = Http(node.baseUrl())
+        val http = Http(node.baseUrl(), node.token())
         assertEquals(200, http.get("/readyz").status)
         assertEquals("embedded", http.get("/version").json.str("profile"))
         val case = Vectors.cases.first { it.name == "basic" }
@@ -91,10 +91,26 @@ class EmbeddedNodeTest {
     }
 
     @Test
+    fun byDefaultTheNodeAnswersOnlyTheAppHoldingItsToken() {
+        Rewarder.startNode().use { node ->
+            val token = node.token()
+            assertTrue("a node private to its app has a token", token != null && token.isNotEmpty())
+            val stranger = Http(node.baseUrl())
+            assertEquals(200, stranger.get("/readyz").status)
+            assertEquals(401, stranger.get("/rewarder/epochs/e1").status)
+            assertEquals(404, Http(node.baseUrl(), token).get("/rewarder/epochs/e1").status)
+        }
+        Rewarder.startNode(open = true).use { node ->
+            assertEquals(null, node.token())
+            assertEquals(404, Http(node.baseUrl()).get("/rewarder/epochs/e1").status)
+        }
+    }
+
+    @Test
     fun withAuthKeysRequestsNeedAToken() {
         val key = "00".repeat(32)
         Rewarder.startNode(authKeys = "k1:$key").use { node ->
-            val http = Http(node.baseUrl())
+            val http = Http(node.baseUrl(), node.token())
             assertEquals(200, http.get("/readyz").status)
             val refused = http.put("/rewarder/inputs", "{}".toByteArray())
             assertEquals(401, refused.status)

@@ -62,8 +62,11 @@ data class Answer(val status: Int, val body: String) {
     val json: Any? get() = Json.parse(body)
 }
 
-/** A plain HTTP/1.1 client over [HttpURLConnection], as an app would talk to the node. */
-class Http(private val baseUrl: String) {
+/**
+ * A plain HTTP/1.1 client over [HttpURLConnection], as an app would talk to the node; with a
+ * [token] (the embedded node's own, `EmbeddedNode.token()`) every request carries it.
+ */
+class Http(private val baseUrl: String, private val token: String? = null) {
     fun get(path: String): Answer = send("GET", path, null)
 
     fun put(path: String, body: ByteArray): Answer = send("PUT", path, body)
@@ -86,6 +89,7 @@ class Http(private val baseUrl: String) {
     private fun sendOnce(method: String, path: String, body: ByteArray?): Pair<Answer, Long?> {
         val c = URI("$baseUrl$path").toURL().openConnection() as HttpURLConnection
         c.requestMethod = method
+        if (token != null) c.setRequestProperty("Authorization", "Bearer $token")
         c.connectTimeout = 5_000
         c.readTimeout = 30_000
         if (body != null) {

@@ -20,7 +20,7 @@ class ProofsTest {
             val epoch = result.manifest.epoch
             val allocations = Rewarder.compute(Vectors.inputs(case), Vectors.policy(case)).allocations
             assertTrue("${case.name} has payees", allocations.size > 1)
-            val http = Http(node.baseUrl())
+            val http = Http(node.baseUrl(), node.token())
             for ((index, a) in allocations.withIndex()) {
                 val answer = http.get("/rewarder/epochs/$epoch/proof/${URLEncoder.encode(a.actor, "UTF-8")}")
                 assertEquals(answer.body, 200, answer.status)

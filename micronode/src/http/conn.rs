@@ -9,7 +9,6 @@
 //! sending its body reads the answer instead of a reset.
 
 use std::net::IpAddr;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use mio::Token;
@@ -19,7 +18,7 @@ use rewarder_core::{Code, Error};
 use super::framing::{self, ChunkError, Chunked, Framing, RequestHead};
 use super::server::TransportLimits;
 use super::wire_io::{READ_CHUNK_BYTES, ReadState, WireIo};
-use super::workers::{Done, Job, WorkQueue};
+use super::workers::{self, Done, Job, WorkQueue};
 use crate::wire::{self, Encoding};
 
 /// The route label of answers given before a request line is known (`http_requests_total`
@@ -443,11 +442,7 @@ impl Conn {
             // Probes are answered here, never queued behind computes: a liveness probe stuck
             // behind a queue of computes would get a loaded node restarted.
             cx.service.metrics().set_queue_depth(cx.queue.depth() as u64);
-            let response = catch_unwind(AssertUnwindSafe(|| service.answer(&admitted, &[], &head.corr_id)))
-                .unwrap_or_else(|_| {
-                    service.record_http(route, 500);
-                    wire::error_response(Code::Internal, "internal error", &head.corr_id)
-                });
+            let response = workers::answer_guarded(service, &admitted, &[], &head.corr_id);
             // A reserve connection answers one probe, then gives its place back.
             let after = if head.keep_alive && !self.reserve { After::KeepAlive } else { After::Linger };
             self.answer(cx, response, &head.corr_id, after);

@@ -158,18 +158,23 @@ impl Pool {
                 tracing::info!(corr_id, code = %error.code(), "body refused");
                 Response::error(&error, &corr_id)
             }
-            Ok(body) => catch_unwind(AssertUnwindSafe(|| service.answer(&admitted, &body, &corr_id)))
-                .unwrap_or_else(|_| {
-                    tracing::error!(corr_id, route = admitted.route(), "the handler panicked");
-                    service.record_http(admitted.route(), 500);
-                    wire::error_response(Code::Internal, "internal error", &corr_id)
-                }),
+            Ok(body) => answer_guarded(service, &admitted, &body, &corr_id),
         };
         tracing::debug!(corr_id, route = admitted.route(), status = response.status, "answered");
         let head = framing::response_head(&response, &corr_id, close);
         let body = if head_only { Vec::new() } else { response.body };
         Done { token, head, body, close, held }
     }
+}
+
+/// The service's body phase, where a panic becomes `500 internal` instead of taking the
+/// thread down (a compute thread, or the I/O thread for a probe).
+pub(crate) fn answer_guarded(service: &Service, admitted: &Admitted, body: &[u8], corr_id: &str) -> Response {
+    catch_unwind(AssertUnwindSafe(|| service.answer(admitted, body, corr_id))).unwrap_or_else(|_| {
+        tracing::error!(corr_id, route = admitted.route(), "the handler panicked");
+        service.record_http(admitted.route(), 500);
+        wire::error_response(Code::Internal, "internal error", corr_id)
+    })
 }
 
 /// The body as the handler takes it: gzip inflated under both caps.

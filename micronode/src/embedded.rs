@@ -85,6 +85,8 @@ impl EmbeddedNode {
             runs_max: defaults.runs_max,
             runs_max_bytes: defaults.runs_max_bytes,
             documents_max_bytes: defaults.documents_max_bytes,
+            tenant_store_max_bytes: None,
+            tenant_runs_max: None,
             keys,
             hot: defaults.hot,
             features: vec!["gzip"],

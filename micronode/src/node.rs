@@ -237,6 +237,8 @@ impl Node {
             runs_max: config.runs_max,
             runs_max_bytes: config.runs_max_bytes,
             documents_max_bytes: config.documents_max_bytes,
+            tenant_store_max_bytes: None,
+            tenant_runs_max: None,
             keys,
             hot,
             features,

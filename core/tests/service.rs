@@ -238,12 +238,12 @@ fn basic_of(epoch: &str) -> Vec<u8> {
 fn large_inputs(epoch: &str, actors: usize) -> Vec<u8> {
     let names: Vec<String> = (0..actors).map(|i| format!("\"acct:n{i:06}\"")).collect();
     let events: Vec<String> = (0..actors).map(|i| format!("[{},{i},0,{}]", i + 1, i + 1)).collect();
-    format!(
+    let text = format!(
         r#"{{"schema":"rewarder.inputs.v1","epoch":"{epoch}","pool_minor":"1000000","kinds":["bytes_served","uptime_s"],"actors":[{}],"events":[{}]}}"#,
         names.join(","),
         events.join(",")
-    )
-    .into_bytes()
+    );
+    text.into_bytes()
 }
 
 fn metric(text: &str, series: &str) -> u64 {

@@ -61,6 +61,8 @@ fn main() {
         runs_max: 16,
         runs_max_bytes: 256 << 20,
         documents_max_bytes: 256 << 20,
+        tenant_store_max_bytes: None,
+        tenant_runs_max: None,
         keys: keys(false),
         hot: HotKnobs { tenant_rps_max: 1_000_000, ..HotKnobs::default() },
         features: vec![],

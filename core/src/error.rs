@@ -34,6 +34,8 @@ pub enum Code {
     BodyTooLarge,
     /// 413: a compressed body inflates beyond its ratio or size cap.
     DecompressionLimit,
+    /// 413: a document alone outweighs its tenant's store quota (`TENANT_STORE_MAX_BYTES`).
+    QuotaExceeded,
     /// 415: the content type is not `application/json`.
     UnsupportedMediaType,
     /// 415: a content encoding other than gzip or identity.
@@ -101,6 +103,7 @@ impl Code {
             Code::EpochConflict => "epoch_conflict",
             Code::BodyTooLarge => "body_too_large",
             Code::DecompressionLimit => "decompression_limit",
+            Code::QuotaExceeded => "quota_exceeded",
             Code::UnsupportedMediaType => "unsupported_media_type",
             Code::UnsupportedEncoding => "unsupported_encoding",
             Code::Schema => "schema",
@@ -141,7 +144,7 @@ impl Code {
             | Code::UnknownActor => 404,
             Code::MethodNotAllowed => 405,
             Code::EpochConflict => 409,
-            Code::BodyTooLarge | Code::DecompressionLimit => 413,
+            Code::BodyTooLarge | Code::DecompressionLimit | Code::QuotaExceeded => 413,
             Code::UnsupportedMediaType | Code::UnsupportedEncoding => 415,
             Code::Schema
             | Code::InvalidEpoch

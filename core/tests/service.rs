@@ -89,6 +89,8 @@ struct Setup {
     runs_max: usize,
     runs_max_bytes: usize,
     documents_max_bytes: usize,
+    tenant_store_max_bytes: Option<usize>,
+    tenant_runs_max: Option<usize>,
     req_body_max_bytes: usize,
     overlap: Option<Arc<dyn Overlap>>,
 }
@@ -102,6 +104,8 @@ impl Default for Setup {
             runs_max: 1024,
             runs_max_bytes: usize::MAX,
             documents_max_bytes: 256 << 20,
+            tenant_store_max_bytes: None,
+            tenant_runs_max: None,
             req_body_max_bytes: 1 << 20,
             overlap: None,
         }
@@ -124,6 +128,8 @@ impl Setup {
             runs_max: self.runs_max,
             runs_max_bytes: self.runs_max_bytes,
             documents_max_bytes: self.documents_max_bytes,
+            tenant_store_max_bytes: self.tenant_store_max_bytes,
+            tenant_runs_max: self.tenant_runs_max,
             keys: SigningKeys::from_seeds(&[7; 32], self.pq.then_some(&[9; 32])),
             hot: self.hot,
             features: vec!["gzip"],
@@ -221,6 +227,23 @@ fn read(dir: &Path, name: &str) -> Vec<u8> {
 fn basic() -> (Vec<u8>, Vec<u8>) {
     let dir = vectors().join("basic");
     (read(&dir, "inputs.json"), read(&dir, "policy.json"))
+}
+
+/// The basic inputs with another epoch.
+fn basic_of(epoch: &str) -> Vec<u8> {
+    String::from_utf8(basic().0).unwrap().replace("2026-11-29", epoch).into_bytes()
+}
+
+/// An inputs document of `actors` actors with one event each (a large upload).
+fn large_inputs(epoch: &str, actors: usize) -> Vec<u8> {
+    let names: Vec<String> = (0..actors).map(|i| format!("\"acct:n{i:06}\"")).collect();
+    let events: Vec<String> = (0..actors).map(|i| format!("[{},{i},0,{}]", i + 1, i + 1)).collect();
+    let text = format!(
+        r#"{{"schema":"rewarder.inputs.v1","epoch":"{epoch}","pool_minor":"1000000","kinds":["bytes_served","uptime_s"],"actors":[{}],"events":[{}]}}"#,
+        names.join(","),
+        events.join(",")
+    );
+    text.into_bytes()
 }
 
 fn metric(text: &str, series: &str) -> u64 {
@@ -709,6 +732,73 @@ fn tenants_never_see_each_other() {
     assert_eq!(cb.json["manifest"]["tenant"], "tenant-b");
     assert_ne!(cb.json["manifest"]["run_id"], ca.json["manifest"]["run_id"]);
     assert_eq!(n.get("/rewarder/epochs/2026-11-29", Some(&a)).json["manifest"], ca.json["manifest"]);
+}
+
+/// Issue 15: tenant b floods both stores; tenant a, under its fair share of each, keeps its
+/// documents, its run and its proofs.
+#[test]
+fn a_neighbours_floods_leave_a_tenants_documents_and_runs_answerable() {
+    let n = Setup { auth: true, documents_max_bytes: 512 << 10, runs_max: 5, ..Setup::default() }.node();
+    let (a, b) = (token("tenant-a", "compute read"), token("tenant-b", "compute read"));
+    let (inputs, policy) = basic();
+    let (ia, pa) = (n.put_inputs(&inputs, Some(&a)), n.put_policy(&policy, Some(&a)));
+    let body_a = compute_body(&ia.json, &pa.json);
+    assert_eq!(n.compute("2026-11-29", &body_a, Some(&a)).status(), 200);
+    // Eight large documents: more than the whole store holds.
+    let flood: Vec<Answer> =
+        (0..8).map(|i| n.put_inputs(&large_inputs(&format!("big-{i}"), 10_000), Some(&b))).collect();
+    assert!(flood.iter().all(|f| f.status() == 201));
+    let pb = n.put_policy(&policy, Some(&b));
+    let first = n.compute("big-0", &compute_body(&flood[0].json, &pb.json), Some(&b));
+    assert_eq!(first.code(), "unknown_inputs", "the flood evicted b's own oldest");
+    // Six runs with RUNS_MAX = 5.
+    for i in 0..6 {
+        assert_eq!(n.run(&basic_of(&format!("b-{i}")), &policy, Some(&b)).status(), 200);
+    }
+    assert_eq!(n.get("/rewarder/epochs/b-0", Some(&b)).code(), "unknown_epoch", "b's own oldest went");
+    // a's documents, run and proofs are all still there.
+    let again = n.compute("2026-11-29", &body_a, Some(&a));
+    assert_eq!(again.status(), 200, "{}", again.json);
+    assert_eq!(metric(&n.metrics(), "reward_runs_total{status=\"cached\"}"), 1);
+    assert_eq!(n.get("/rewarder/epochs/2026-11-29", Some(&a)).status(), 200);
+    assert_eq!(n.get("/rewarder/epochs/2026-11-29/proof/acct:alice", Some(&a)).status(), 200);
+}
+
+#[test]
+fn a_document_over_the_tenants_quota_is_413_and_at_the_quota_its_own_oldest_go() {
+    let n = Setup { auth: true, tenant_store_max_bytes: Some(32 << 10), ..Setup::default() }.node();
+    let (a, b) = (token("tenant-a", "compute read"), token("tenant-b", "compute read"));
+    let big = n.put_inputs(&large_inputs("big", 5_000), Some(&a));
+    assert_eq!((big.status(), big.code()), (413, "quota_exceeded"), "{}", big.json);
+    assert_eq!(big.json["error"]["details"]["quota_bytes"], 32 << 10);
+    assert!(big.json["error"]["details"]["document_bytes"].as_u64().unwrap() > 32 << 10);
+    assert_eq!(metric(&n.metrics(), "http_requests_total{route=\"/rewarder/inputs\",code=\"413\"}"), 1);
+    // b's document, then a hundred of a's: a's quota makes room from a's own oldest.
+    let (_, policy) = basic();
+    assert_eq!(n.run(&basic_of("b-0"), &policy, Some(&b)).status(), 200);
+    let uploads: Vec<Answer> =
+        (0..100).map(|i| n.put_inputs(&basic_of(&format!("a-{i}")), Some(&a))).collect();
+    assert!(uploads.iter().all(|u| u.status() == 201));
+    let pa = n.put_policy(&policy, Some(&a));
+    let first = n.compute("a-0", &compute_body(&uploads[0].json, &pa.json), Some(&a));
+    assert_eq!(first.code(), "unknown_inputs");
+    assert_eq!(n.compute("a-99", &compute_body(&uploads[99].json, &pa.json), Some(&a)).status(), 200);
+    assert_eq!(n.run(&basic_of("b-0"), &policy, Some(&b)).status(), 200);
+    assert_eq!(metric(&n.metrics(), "reward_runs_total{status=\"cached\"}"), 1, "b's documents stayed");
+}
+
+#[test]
+fn a_tenant_at_its_runs_quota_loses_its_own_oldest_run() {
+    let n = Setup { auth: true, tenant_runs_max: Some(2), ..Setup::default() }.node();
+    let (a, b) = (token("tenant-a", "compute read"), token("tenant-b", "compute read"));
+    let (_, policy) = basic();
+    assert_eq!(n.run(&basic_of("b-0"), &policy, Some(&b)).status(), 200);
+    for i in 0..3 {
+        assert_eq!(n.run(&basic_of(&format!("a-{i}")), &policy, Some(&a)).status(), 200);
+    }
+    assert_eq!(n.get("/rewarder/epochs/a-0", Some(&a)).code(), "unknown_epoch");
+    assert_eq!(n.get("/rewarder/epochs/a-2", Some(&a)).status(), 200);
+    assert_eq!(n.get("/rewarder/epochs/b-0", Some(&b)).status(), 200);
 }
 
 #[test]

@@ -12,7 +12,9 @@
 //! 16777216), `LEDGER_QUARANTINE_MAX` (intents the ledger quarantine queue holds
 //! before new non-dry runs are refused `503 overloaded`, default 100000) and `LEDGER_CA_FILE`
 //! (PEM certificates to trust for an `https://` `LEDGER_URL` instead of the Mozilla roots),
-//! and `HOT_KNOBS_FILE` (see [`FileReload`]).
+//! `HOT_KNOBS_FILE` (see [`FileReload`]), and the per-tenant quotas `TENANT_STORE_MAX_BYTES`
+//! (estimated bytes of parsed documents one tenant keeps) and `TENANT_RUNS_MAX` (stored runs
+//! one tenant keeps), both unset by default: without them the stores are only shared fairly.
 //!
 //! `CONCURRENCY_COMPUTE_WORKERS` is read here for every node and used by the macronode only
 //! (the micronode and the embedded node serve on one request thread).
@@ -121,6 +123,11 @@ pub struct NodeConfig {
     pub runs_max_bytes: usize,
     /// `DOCUMENTS_MAX_BYTES` (transport extension).
     pub documents_max_bytes: usize,
+    /// `TENANT_STORE_MAX_BYTES` (extension): one tenant's parsed documents at most; `None` =
+    /// no quota (the documents store is still shared fairly).
+    pub tenant_store_max_bytes: Option<usize>,
+    /// `TENANT_RUNS_MAX` (extension): one tenant's stored runs at most; `None` = no quota.
+    pub tenant_runs_max: Option<usize>,
     /// `CONNECTIONS_MAX` (transport extension).
     pub connections_max: usize,
     /// `CONNECTIONS_PER_SOURCE_MAX` (transport extension): connections one client address may
@@ -238,6 +245,8 @@ impl NodeConfig {
             runs_max: env.number("RUNS_MAX", 1024, 1, usize::MAX)?,
             runs_max_bytes: env.number("RUNS_MAX_BYTES", 16 << 20, 1, usize::MAX)?,
             documents_max_bytes: env.number("DOCUMENTS_MAX_BYTES", 256 << 20, 1, usize::MAX)?,
+            tenant_store_max_bytes: env.optional_number("TENANT_STORE_MAX_BYTES", 1, usize::MAX)?,
+            tenant_runs_max: env.optional_number("TENANT_RUNS_MAX", 1, usize::MAX)?,
             connections_max,
             connections_per_source_max: env.number(
                 "CONNECTIONS_PER_SOURCE_MAX",
@@ -251,10 +260,7 @@ impl NodeConfig {
             log,
             allow_insecure_bind,
             ledger,
-            compute_workers: env
-                .get("CONCURRENCY_COMPUTE_WORKERS")
-                .map(|_| env.number("CONCURRENCY_COMPUTE_WORKERS", 1, 1, COMPUTE_WORKERS_MAX))
-                .transpose()?,
+            compute_workers: env.optional_number("CONCURRENCY_COMPUTE_WORKERS", 1, COMPUTE_WORKERS_MAX)?,
             hot_knobs_file: env.get("HOT_KNOBS_FILE").map(PathBuf::from),
         })
     }
@@ -391,6 +397,14 @@ impl Env<'_> {
         Ok(value)
     }
 
+    /// Like [`Env::number`] for a knob without a default: `None` when unset.
+    fn optional_number<T>(&self, var: &'static str, min: T, max: T) -> Result<Option<T>, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+    {
+        self.get(var).map(|_| self.number(var, min, min, max)).transpose()
+    }
+
     fn bool(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
         match self.get(var).map(|v| v.to_ascii_lowercase()).as_deref() {
             None => Ok(default),
@@ -484,6 +498,18 @@ mod tests {
             (1000, 1000, 100, 600)
         );
         assert_eq!((c.ledger.quarantine_max, c.ledger.ca_file.as_deref()), (100_000, None));
+        assert_eq!((c.tenant_store_max_bytes, c.tenant_runs_max), (None, None));
+    }
+
+    #[test]
+    fn tenant_quotas_are_read_when_set_and_refused_at_zero() {
+        let c = config(&[("TENANT_STORE_MAX_BYTES", "1048576"), ("TENANT_RUNS_MAX", "8")]).unwrap();
+        assert_eq!((c.tenant_store_max_bytes, c.tenant_runs_max), (Some(1 << 20), Some(8)));
+        for var in ["TENANT_STORE_MAX_BYTES", "TENANT_RUNS_MAX"] {
+            for bad in ["0", "-1", "many"] {
+                assert_eq!(config(&[(var, bad)]).unwrap_err().var, var, "{var}={bad}");
+            }
+        }
     }
 
     #[test]

@@ -113,6 +113,8 @@ impl EmbeddedNode {
             runs_max: defaults.runs_max,
             runs_max_bytes: defaults.runs_max_bytes,
             documents_max_bytes: defaults.documents_max_bytes,
+            tenant_store_max_bytes: defaults.tenant_store_max_bytes,
+            tenant_runs_max: defaults.tenant_runs_max,
             keys,
             hot: defaults.hot,
             features: vec!["gzip"],

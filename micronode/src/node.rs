@@ -250,6 +250,8 @@ impl Node {
             runs_max: config.runs_max,
             runs_max_bytes: config.runs_max_bytes,
             documents_max_bytes: config.documents_max_bytes,
+            tenant_store_max_bytes: config.tenant_store_max_bytes,
+            tenant_runs_max: config.tenant_runs_max,
             keys,
             hot,
             features,

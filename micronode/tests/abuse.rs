@@ -1,6 +1,6 @@
 //! Hostile clients and hostile bytes against the micronode (ISSUE 8), bounded and loopback only.
 //!
-//! Two halves:
+//! Three parts:
 //! - the fuzz targets of `testing/fuzz` on stable: every committed corpus file (and every
 //!   regression input found later) through every target, then a short deterministic mutation
 //!   loop around them. The targets are the same source file the libFuzzer binaries call,
@@ -11,7 +11,9 @@
 //!   oversized heads, invalid UTF-8 in paths, deeply nested JSON and 10,000-digit numbers. The
 //!   node must answer every bad request with a JSON 4xx or close it, never let a second request
 //!   through behind a refused one, keep serving an honest client, and keep its thread count and
-//!   RSS bounded (both printed).
+//!   RSS bounded (both printed);
+//! - hostile neighbours (issue 15): with authentication on, one tenant floods the documents and
+//!   runs stores, and another tenant's documents, run and proofs stay answerable.
 //!
 //! What `tests/http.rs` already covers (slow-loris heads, the gzip bomb, the basic framing
 //! errors, the connection cap) is not repeated here.
@@ -30,7 +32,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{Node, Reply, read_reply, vectors};
+use serde_json::{Value, json};
+use support::{Node, Reply, mint_token, read_reply, vectors};
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 /// The node's RSS bound under abuse.
@@ -878,5 +881,99 @@ fn fuzz_layout_is_in_place() {
             dir.join("fuzz_targets").join(format!("{name}.rs")).is_file(),
             "no libFuzzer entry for {name}"
         );
+    }
+}
+
+// ---- hostile neighbours --------------------------------------------------------------------
+
+const AUTH_KEY: &str = "6b33000000000000000000000000000000000000000000000000000000000003";
+
+/// `METHOD path` as the holder of `token`, with a JSON body.
+fn as_tenant(node: &Node, token: &str, method: &str, path: &str, body: &[u8]) -> Reply {
+    let bearer = format!("Bearer {token}");
+    node.call(method, path, &[JSON, ("Authorization", &bearer)], Some(body))
+}
+
+/// The basic vector's inputs under another epoch.
+fn basic_inputs(epoch: &str) -> Vec<u8> {
+    let raw = std::fs::read(vectors().join("basic").join("inputs.json")).unwrap();
+    String::from_utf8(raw).unwrap().replace("2026-11-29", epoch).into_bytes()
+}
+
+/// An inputs document of `actors` actors with one event each (about 35 bytes an actor).
+fn large_inputs(epoch: &str, actors: usize) -> Vec<u8> {
+    let names: Vec<String> = (0..actors).map(|i| format!("\"acct:n{i:06}\"")).collect();
+    let events: Vec<String> = (0..actors).map(|i| format!("[{},{i},0,{}]", i + 1, i + 1)).collect();
+    let text = format!(
+        r#"{{"schema":"rewarder.inputs.v1","epoch":"{epoch}","pool_minor":"1000000","kinds":["bytes_served","uptime_s"],"actors":[{}],"events":[{}]}}"#,
+        names.join(","),
+        events.join(",")
+    );
+    text.into_bytes()
+}
+
+/// Uploads inputs and policy as the holder of `token`; the compute body naming them.
+fn upload(node: &Node, token: &str, inputs: &[u8]) -> Value {
+    let i = as_tenant(node, token, "PUT", "/rewarder/inputs", inputs);
+    let p = as_tenant(node, token, "PUT", "/rewarder/policies", &policy());
+    assert!(matches!((i.status, p.status), (200 | 201, 200 | 201)), "{:?} {:?}", i.json(), p.json());
+    let (i, p) = (i.json(), p.json());
+    json!({"inputs_cid": i["inputs_cid"], "policy_id": p["policy_id"], "policy_hash": p["policy_hash"]})
+}
+
+fn compute_as(node: &Node, token: &str, epoch: &str, body: &Value) -> Reply {
+    as_tenant(node, token, "POST", &format!("/rewarder/epochs/{epoch}/compute"), body.to_string().as_bytes())
+}
+
+/// Issue 15 as found: tenant B uploads eight large documents and, with `RUNS_MAX=5`, computes
+/// six runs; tenant A's stored inputs, run and proofs must all still answer. The stores are
+/// shared fairly: A holds far less than its fair share, so only B's own entries make room.
+#[test]
+fn a_neighbours_floods_leave_a_tenants_documents_runs_and_proofs_answerable() {
+    let keys = format!("k1:{AUTH_KEY}");
+    let node = Node::start(&[
+        ("AUTH_KEYS", keys.as_str()),
+        ("RUNS_MAX", "5"),
+        ("DOCUMENTS_MAX_BYTES", "524288"),
+        ("TENANT_RPS_MAX", "1000000"),
+    ]);
+    let mint =
+        |tenant: &str| mint_token(&keys, &["--kid", "k1", "--tenant", tenant, "--scope", "compute read"]);
+    let (a, b) = (mint("tenant-a"), mint("tenant-b"));
+
+    let body_a = upload(&node, &a, &basic_inputs("2026-11-29"));
+    let first = compute_as(&node, &a, "2026-11-29", &body_a);
+    assert_eq!(first.status, 200, "{:?}", first.json());
+
+    // B: eight large documents, more than the whole documents store holds.
+    let mut flood = Vec::new();
+    for i in 0..8 {
+        let epoch = format!("big-{i}");
+        let reply = as_tenant(&node, &b, "PUT", "/rewarder/inputs", &large_inputs(&epoch, 10_000));
+        assert_eq!(reply.status, 201, "{:?}", reply.json());
+        flood.push((epoch, reply.json()));
+    }
+    let mut oldest = upload(&node, &b, &basic_inputs("b-probe"));
+    oldest["inputs_cid"] = flood[0].1["inputs_cid"].clone();
+    compute_as(&node, &b, &flood[0].0, &oldest).assert_error(404, "unknown_inputs");
+
+    // B: six runs with RUNS_MAX = 5.
+    for i in 0..6 {
+        let epoch = format!("b-{i}");
+        let body = upload(&node, &b, &basic_inputs(&epoch));
+        assert_eq!(compute_as(&node, &b, &epoch, &body).status, 200);
+    }
+    as_tenant(&node, &b, "GET", "/rewarder/epochs/b-0", b"").assert_error(404, "unknown_epoch");
+
+    // A: its stored documents still compute (the same run), its epoch and proofs answer.
+    let again = compute_as(&node, &a, "2026-11-29", &body_a);
+    assert_eq!(again.status, 200, "{:?}", again.json());
+    assert_eq!(again.json()["manifest_digest"], first.json()["manifest_digest"]);
+    let epoch = as_tenant(&node, &a, "GET", "/rewarder/epochs/2026-11-29", b"");
+    assert_eq!(epoch.status, 200, "{:?}", epoch.json());
+    assert_eq!(epoch.json()["manifest"]["tenant"], "tenant-a");
+    for actor in ["acct:alice", "acct:bob"] {
+        let proof = as_tenant(&node, &a, "GET", &format!("/rewarder/epochs/2026-11-29/proof/{actor}"), b"");
+        assert_eq!(proof.status, 200, "{actor}: {:?}", proof.json());
     }
 }

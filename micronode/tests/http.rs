@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Node, Reply, Scratch, gzip, read_reply, run_cli, vectors};
+use support::{Node, Reply, Scratch, gzip, mint_token, read_reply, run_cli, vectors};
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 
@@ -827,20 +827,14 @@ fn golden_vector_over_http_with_a_gzip_upload() {
 const KEY_1: &str = "6b31000000000000000000000000000000000000000000000000000000000001";
 const KEY_2: &str = "6b32000000000000000000000000000000000000000000000000000000000002";
 
-fn mint(keys: &str, args: &[&str]) -> String {
-    let mut all = vec!["mint-token"];
-    all.extend_from_slice(args);
-    let out = run_cli(&all, &[("AUTH_KEYS", keys)]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 #[test]
 fn tokens_from_mint_token_authenticate_and_scope_requests() {
     let keys = format!("k1:{KEY_1},k2:{KEY_2}");
     let node = Node::start(&[("AUTH_KEYS", keys.as_str())]);
-    let compute =
-        mint(&keys, &["--kid", "k1", "--tenant", "tenant-b", "--scope", "compute read", "--ttl", "600"]);
+    let compute = mint_token(
+        &keys,
+        &["--kid", "k1", "--tenant", "tenant-b", "--scope", "compute read", "--ttl", "600"],
+    );
     assert_eq!(compute.split('.').count(), 3, "a JWT: {compute}");
 
     // Golden vector as tenant-b, through a rotated-in key too.
@@ -857,7 +851,7 @@ fn tokens_from_mint_token_authenticate_and_scope_requests() {
     let bearer = format!("Bearer {forged}");
     node.call("PUT", "/rewarder/policies", &[JSON, ("Authorization", &bearer)], Some(&policy))
         .assert_error(401, "unauthenticated");
-    let read_only = mint(&keys, &["--kid", "k2", "--tenant", "tenant-b", "--scope", "read"]);
+    let read_only = mint_token(&keys, &["--kid", "k2", "--tenant", "tenant-b", "--scope", "read"]);
     let bearer = format!("Bearer {read_only}");
     node.call("PUT", "/rewarder/policies", &[JSON, ("Authorization", &bearer)], Some(&policy))
         .assert_error(403, "forbidden");

@@ -143,15 +143,9 @@ impl Service {
             );
         };
         let run_id = commit::run_id(tenant, inputs.epoch(), inputs.cid(), policy.hash());
-        let mut cached = lock(&self.runs).get(tenant, &run_id);
-        if cached.is_none() {
-            // A run evicted from the store while its intents wait in the quarantine queue is
-            // the queue's: answer that one (the drain updates its progress), never a copy.
-            cached = self.queued_run(tenant, &run_id);
-            if let Some(queued) = &cached {
-                lock(&self.runs).insert(Arc::clone(queued));
-            }
-        }
+        // A run whose intents wait in the quarantine queue is pinned in the store (egress), so
+        // the memo finds the queue's own run (the one the drain updates), never a copy.
+        let cached = lock(&self.runs).get(tenant, &run_id);
         let (stored, fresh) = match cached {
             Some(stored) => {
                 self.metrics.run(RunStatus::Cached);

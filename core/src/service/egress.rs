@@ -25,6 +25,15 @@
 //! call within `LEDGER_DEADLINE_MS`, and its [`Pacer`] sleeps between retries. Retries and
 //! backoff live here, so they are tested with a fake ledger and a fake clock.
 //!
+//! **Pins.** From the moment room is reserved for a run's intents until the ledger has answered
+//! the last of them (or the run lost its epoch), the run is pinned in the runs store: a
+//! neighbour's flood of runs can never evict it, so `GET /rewarder/epochs/{epoch}` and its
+//! proofs answer for it while it waits. The queue holds its own `Arc` of the same run, so the
+//! progress the drain records is what the store answers. Each queue entry holds one pin (taken
+//! when `Quarantine::push` answers new, dropped when the entry leaves: emitted, or lost at
+//! registration), and a compute in egress holds one for its duration (`RunPin`). The store
+//! is locked only after the queue's lock is released.
+//!
 //! **Brownout.** Every ledger request's latency is kept for `LEDGER_WINDOW_S`. When the p95
 //! of those latencies exceeds `LEDGER_P95_BUDGET_MS` (once at least
 //! [`EgressConfig::samples_min`] were seen), or `failures_to_degrade` requests in a row fail,
@@ -272,6 +281,18 @@ impl Drop for Reservation<'_> {
     }
 }
 
+/// A pin on a run in the runs store for as long as a compute holds it in egress.
+struct RunPin<'a> {
+    service: &'a Service,
+    run: &'a StoredRun,
+}
+
+impl Drop for RunPin<'_> {
+    fn drop(&mut self) {
+        lock(&self.service.runs).unpin(self.run);
+    }
+}
+
 /// The registration body of a run.
 fn registration(stored: &StoredRun) -> RunRegistration {
     let m = stored.run.manifest();
@@ -392,6 +413,8 @@ impl Service {
                 .with_detail("retry_after", 1));
         }
         let reservation = Reservation { queue: &egress.queue, n };
+        lock(&self.runs).pin(stored);
+        let _pin = RunPin { service: self, run: stored };
         lock(&egress.claims).insert(key.clone(), m.run_id.clone(), 1);
         let mut entry =
             QueuedRun { run: Arc::clone(stored), registered: false, next: 0, accepted: 0, dup: 0 };
@@ -528,7 +551,10 @@ impl Service {
                     return true;
                 }
                 Ok(Registration::Conflict) => {
-                    lock(&egress.queue).remove(&m.run_id);
+                    let removed = lock(&egress.queue).remove(&m.run_id);
+                    if removed.is_some() {
+                        lock(&self.runs).unpin(stored);
+                    }
                     let mut claims = lock(&egress.claims);
                     let key = claim_key(&m.tenant, &m.epoch);
                     if claims.get(&key).is_some_and(|h| *h == m.run_id) {
@@ -547,7 +573,8 @@ impl Service {
         }
         if entry.pending() == 0 {
             // Registered with nothing left (cannot stay queued, but never send an empty batch).
-            if let Some(progress) = lock(&egress.queue).advance(&m.run_id, entry.next, entry.next, 0, 0) {
+            let progress = lock(&egress.queue).advance(&m.run_id, entry.next, entry.next, 0, 0);
+            if let Some(progress) = progress {
                 self.record_progress(stored, progress, report);
             }
             return true;
@@ -588,19 +615,14 @@ impl Service {
         }
     }
 
+    /// Records a queued run's progress after `Quarantine::advance` (called without the
+    /// queue's lock): an emitted run has left the queue, so its pin goes.
     fn record_progress(&self, stored: &StoredRun, progress: LedgerReport, report: &mut DrainReport) {
         stored.set_ledger(progress);
         if progress.status == LedgerStatus::Emitted {
             report.emitted_runs += 1;
+            lock(&self.runs).unpin(stored);
         }
-    }
-
-    /// The queued run with that id, so a re-sent compute answers the run the drain updates
-    /// even after the runs store evicted it.
-    pub(crate) fn queued_run(&self, tenant: &str, run_id: &str) -> Option<Arc<StoredRun>> {
-        let egress = self.egress.as_ref()?;
-        let run = lock(&egress.queue).get(run_id)?;
-        (run.run.manifest().tenant == tenant).then_some(run)
     }
 
     /// Whether another run beat this one to its epoch at the ledger (its result is `409`).
@@ -617,13 +639,17 @@ impl Service {
         let pending = entry.pending() as u64;
         let stored = Arc::clone(&entry.run);
         let mut reservation = reservation;
-        let (report, depth) = {
+        let (report, new, depth) = {
             let mut queue = lock(&egress.queue);
-            let report = queue.push(entry);
+            let (report, new) = queue.push(entry);
             queue.release(std::mem::take(&mut reservation.n));
-            (report, queue.depth() as u64)
+            (report, new, queue.depth() as u64)
         };
         drop(reservation);
+        if new {
+            // The queue's pin, dropped when the run leaves it.
+            lock(&self.runs).pin(&stored);
+        }
         self.metrics.ledger_intents(IntentResult::Quarantined, pending);
         self.metrics.set_quarantine_queue_depth(depth);
         stored.set_ledger(report);
@@ -922,6 +948,11 @@ mod tests {
     }
 
     fn node(egress: EgressConfig) -> Node {
+        node_with(egress, 64)
+    }
+
+    /// A node keeping at most `runs_max` runs.
+    fn node_with(egress: EgressConfig, runs_max: usize) -> Node {
         let clock = Arc::new(FakeClock::default());
         clock.advance(Duration::from_secs(100));
         let ledger = Arc::new(FakeLedger { clock: Arc::clone(&clock), state: Mutex::default() });
@@ -932,9 +963,11 @@ mod tests {
             limits: Limits::UNBOUNDED,
             req_body_max_bytes: 1 << 20,
             inputs_max_bytes: 1 << 20,
-            runs_max: 64,
+            runs_max,
             runs_max_bytes: usize::MAX,
             documents_max_bytes: 1 << 24,
+            tenant_store_max_bytes: None,
+            tenant_runs_max: None,
             keys: SigningKeys::from_seeds(&[3; 32], None),
             hot: HotKnobs { tenant_rps_max: 1_000_000, ..HotKnobs::default() },
             features: Vec::new(),
@@ -1361,5 +1394,47 @@ mod tests {
         n.ledger.state().down = false;
         n.drain_all(250 * MS);
         assert_eq!(ledger_of(&n.call("GET", "/rewarder/epochs/e2", b"")), ("emitted", 0, 0, 0));
+    }
+
+    #[test]
+    fn a_quarantined_run_is_pinned_in_the_store_until_the_ledger_answered_it() {
+        // RUNS_MAX = 2: every later run would evict an unpinned one.
+        let n = node_with(config(), 2);
+        n.ledger.state().down = true;
+        let a = n.compute("e1", 1_000_000, 3, false);
+        assert_eq!((a.status, ledger_of(&a)), (202, ("quarantined", 0, 0, 3)));
+        let digest = a.json["manifest_digest"].clone();
+        for i in 0..5 {
+            assert_eq!(n.compute(&format!("d{i}"), 1_000_000, 2, true).status, 200);
+        }
+        // Still answerable, proofs included, and a re-sent compute is the queue's own run.
+        let g = n.call("GET", "/rewarder/epochs/e1", b"");
+        assert_eq!((g.status, ledger_of(&g)), (200, ("quarantined", 0, 0, 3)));
+        assert_eq!(g.json["manifest_digest"], digest);
+        assert_eq!(n.call("GET", "/rewarder/epochs/e1/proof/acct:a000", b"").status, 200);
+        let again = n.compute("e1", 1_000_000, 3, false);
+        assert_eq!((again.status, again.json["manifest_digest"].clone()), (202, digest.clone()));
+        assert_eq!(n.metric("reward_runs_total{status=\"cached\"}"), 1);
+        // Drained, the run is emitted and its pins are gone: later runs may evict it.
+        n.ledger.state().down = false;
+        n.drain_all(250 * MS);
+        assert_eq!(ledger_of(&n.call("GET", "/rewarder/epochs/e1", b"")), ("emitted", 3, 0, 0));
+        for i in 5..7 {
+            assert_eq!(n.compute(&format!("d{i}"), 1_000_000, 2, true).status, 200);
+        }
+        assert_eq!(n.call("GET", "/rewarder/epochs/e1", b"").status, 404);
+        assert_eq!(lock(&n.service.runs).len(), 2);
+    }
+
+    #[test]
+    fn a_run_lost_at_registration_in_the_drain_is_unpinned() {
+        let n = node_with(config(), 1);
+        n.ledger.state().script.push_back(Some(Fault::Fail(LedgerErrorKind::Rejected)));
+        assert_eq!(n.compute("e1", 1_000_000, 2, false).status, 202);
+        n.ledger.state().runs.insert(("default".into(), "e1".into()), "b3:someone-else".into());
+        assert_eq!(n.service.drain_quarantine(100).lost_runs, 1);
+        assert_eq!(n.compute("e2", 1_000_000, 2, true).status, 200);
+        assert_eq!(lock(&n.service.runs).len(), 1, "e1 was evicted once unpinned");
+        assert_eq!(n.call("GET", "/rewarder/epochs/e1", b"").status, 404);
     }
 }

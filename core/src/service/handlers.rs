@@ -142,7 +142,7 @@ impl Service {
             Some(inputs) => (inputs, false),
             None => {
                 let parsed = Arc::new(Inputs::parse(raw, &self.config.limits)?);
-                lock(&self.documents).insert_inputs(tenant, parsed)
+                lock(&self.documents).insert_inputs(tenant, parsed)?
             }
         };
         if new {
@@ -165,7 +165,7 @@ impl Service {
             Some(policy) => (policy, false),
             None => {
                 let parsed = Arc::new(Policy::parse(raw)?);
-                lock(&self.documents).insert_policy(tenant, parsed, raw.len())
+                lock(&self.documents).insert_policy(tenant, parsed, raw.len())?
             }
         };
         if new {

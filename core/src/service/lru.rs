@@ -1,5 +1,7 @@
-//! A bounded least-recently-used map: every cache of the service (documents, runs, tenant
-//! buckets) goes through it, so none of them can grow without bound.
+//! A bounded least-recently-used map: every cache of the service goes through it, so none of
+//! them can grow without bound — the tenant buckets and the egress records directly, the
+//! documents and runs stores as one unbounded map per tenant under [`super::fair`], which
+//! decides whose entries go.
 //!
 //! Entries sit in a slab linked into a recency list by index (no `unsafe`, no `Rc`); the
 //! key → slot map makes lookups, touches, inserts and evictions O(1). An entry carries a
@@ -55,13 +57,11 @@ impl<K: Clone + Eq + Hash, V> Lru<K, V> {
     }
 
     /// Number of entries.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
 
     /// Total weight of the entries.
-    #[cfg(test)]
     pub(crate) fn weight(&self) -> usize {
         self.weight
     }
@@ -122,12 +122,20 @@ impl<K: Clone + Eq + Hash, V> Lru<K, V> {
     where
         K: Borrow<Q>,
     {
+        self.take(key).map(|(_, value, _)| value)
+    }
+
+    /// Removes `key`, returning the stored key, its value and its weight.
+    pub(crate) fn take<Q: Hash + Eq + ?Sized>(&mut self, key: &Q) -> Option<(K, V, usize)>
+    where
+        K: Borrow<Q>,
+    {
         let i = self.map.remove(key)?;
         self.unlink(i);
         let slot = self.slots[i].take()?;
         self.free.push(i);
         self.weight = self.weight.saturating_sub(slot.weight);
-        Some(slot.value)
+        Some((slot.key, slot.value, slot.weight))
     }
 
     /// Removes and returns the least recently used entry.

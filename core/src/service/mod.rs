@@ -7,8 +7,9 @@
 //! and headers alone: [`router`] (404/405) → [`auth`] (401/403) → the tenant's token bucket
 //! (429); a host reads the body only once it passed. The body phase ([`Service::answer`]): the
 //! body cap (413) → the endpoint's handler (`handlers`, `compute`) over the bounded stores
-//! (`store`, `lru`), with `/metrics` fed by [`metrics`]. The handler is `Sync` and holds its locks only
-//! around map operations, never across a compute, so a pool of workers can share one.
+//! (`store`, shared fairly between tenants by `fair` over `lru`), with `/metrics` fed by
+//! [`metrics`]. The handler is `Sync` and holds its locks only around map operations, never
+//! across a compute, so a pool of workers can share one.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
@@ -20,6 +21,7 @@ use crate::sign::SigningKeys;
 pub mod auth;
 mod compute;
 pub mod egress;
+mod fair;
 mod handlers;
 mod inflight;
 pub mod ledger;
@@ -226,12 +228,22 @@ pub struct Config {
     pub req_body_max_bytes: usize,
     /// `INPUTS_MAX_BYTES`.
     pub inputs_max_bytes: usize,
-    /// `RUNS_MAX`: stored runs kept, least recently used evicted first.
+    /// `RUNS_MAX`: stored runs kept; when full, the tenant holding the most runs loses its
+    /// least recently used first (a tenant under its fair share never does).
     pub runs_max: usize,
-    /// `RUNS_MAX_BYTES`: estimated bytes of stored runs kept, least recently used evicted first.
+    /// `RUNS_MAX_BYTES`: estimated bytes of stored runs kept, shared between tenants as
+    /// `runs_max` is.
     pub runs_max_bytes: usize,
-    /// Bytes of parsed documents kept per node, least recently used evicted first.
+    /// `DOCUMENTS_MAX_BYTES`: estimated bytes of parsed documents kept per node; when full, the
+    /// tenant holding the most bytes loses its least recently used first.
     pub documents_max_bytes: usize,
+    /// `TENANT_STORE_MAX_BYTES`: estimated bytes of parsed documents one tenant keeps at most
+    /// (its own least recently used make room; one document heavier is `413 quota_exceeded`);
+    /// `None` = no quota.
+    pub tenant_store_max_bytes: Option<usize>,
+    /// `TENANT_RUNS_MAX`: stored runs one tenant keeps at most (its own least recently used
+    /// make room); `None` = no quota.
+    pub tenant_runs_max: Option<usize>,
     /// The signing keys (ML-DSA-65 present exactly when PQ is required).
     pub keys: SigningKeys,
     /// The hot knobs at start.
@@ -281,8 +293,15 @@ impl Service {
         Service {
             keyring,
             hot: RwLock::new(config.hot),
-            documents: Mutex::new(store::Documents::new(config.documents_max_bytes)),
-            runs: Mutex::new(store::Runs::new(config.runs_max, config.runs_max_bytes)),
+            documents: Mutex::new(store::Documents::new(
+                config.documents_max_bytes,
+                config.tenant_store_max_bytes,
+            )),
+            runs: Mutex::new(store::Runs::new(
+                config.runs_max,
+                config.runs_max_bytes,
+                config.tenant_runs_max,
+            )),
             buckets: Mutex::new(rate::TenantBuckets::new()),
             gate: inflight::InflightGate::default(),
             metrics,
@@ -485,6 +504,8 @@ mod tests {
             runs_max: 8,
             runs_max_bytes: usize::MAX,
             documents_max_bytes: 1 << 20,
+            tenant_store_max_bytes: None,
+            tenant_runs_max: None,
             keys: SigningKeys::from_seeds(&[1; 32], None),
             hot: HotKnobs::default(),
             features: Vec::new(),

@@ -4,7 +4,9 @@
 //!
 //! A run's intents are sent in payee order and a failed batch is re-sent whole, so what a run
 //! still owes the ledger is always a suffix of its payee list: an entry holds the stored run
-//! and the index of its first pending payee, never copies of the intents.
+//! and the index of its first pending payee, never copies of the intents. The run is the very
+//! `Arc` the runs store holds, pinned there while it is queued (see `egress`), so the store
+//! never evicts it and answers the progress the drain records.
 //!
 //! Admission reserves room for a whole run before its first intent leaves (see
 //! [`Quarantine::reserve`]), so a run whose retries run out always finds room for the rest
@@ -116,6 +118,7 @@ impl Quarantine {
     }
 
     /// The queued run with that id.
+    #[cfg(test)]
     pub(crate) fn get(&self, run_id: &str) -> Option<Arc<StoredRun>> {
         self.entries.get(run_id).map(|e| Arc::clone(&e.run))
     }
@@ -128,21 +131,22 @@ impl Quarantine {
     /// Queues the rest of a run (room for it was reserved; the caller releases the
     /// reservation). If the run is already queued (two computes of it raced), the entry keeps
     /// the earlier of the two pending suffixes: re-sending a key is safe, skipping one is not.
-    /// Returns the run's progress.
-    pub(crate) fn push(&mut self, entry: QueuedRun) -> LedgerReport {
+    /// Returns the run's progress, and whether the run was not queued before (the caller pins
+    /// it in the runs store for as long as it stays).
+    pub(crate) fn push(&mut self, entry: QueuedRun) -> (LedgerReport, bool) {
         if let Some(old) = self.entries.get_mut(entry.run.run.run_id()) {
             let before = old.pending();
             old.next = old.next.min(entry.next);
             old.registered &= entry.registered;
             self.depth = self.depth + old.pending() - before;
-            return old.report();
+            return (old.report(), false);
         }
         self.depth += entry.pending();
         let report = entry.report();
         let id = entry.run.run.run_id().to_owned();
         self.order.push_back(id.clone());
         self.entries.insert(id, entry);
-        report
+        (report, true)
     }
 
     /// A copy of the oldest entry (the drain works on it without holding the lock).
@@ -167,7 +171,8 @@ impl Quarantine {
     /// Records that the ledger answered the intents `from..to` of the run (`accepted` and
     /// `dup` of them). If the entry moved meanwhile (a racing compute queued an earlier
     /// suffix), it is left where it is, so nothing is skipped. A registered run with nothing
-    /// left leaves the queue. Returns the run's progress, or `None` if it is not queued.
+    /// left leaves the queue (its progress is then `Emitted`). Returns the run's progress, or
+    /// `None` if it is not queued.
     pub(crate) fn advance(
         &mut self,
         run_id: &str,
@@ -192,15 +197,15 @@ impl Quarantine {
     }
 
     /// Takes a run out of the queue whatever it still owes (its epoch belongs to another
-    /// run). Returns the intents dropped.
-    pub(crate) fn remove(&mut self, run_id: &str) -> usize {
-        let Some(entry) = self.entries.remove(run_id) else { return 0 };
+    /// run). Returns the intents dropped, or `None` if it was not queued.
+    pub(crate) fn remove(&mut self, run_id: &str) -> Option<usize> {
+        let entry = self.entries.remove(run_id)?;
         let dropped = entry.pending();
         self.depth -= dropped;
         if self.order.front().is_some_and(|id| id == run_id) {
             self.order.pop_front();
         }
-        dropped
+        Some(dropped)
     }
 }
 
@@ -247,9 +252,10 @@ mod tests {
     fn a_racing_push_keeps_the_earlier_suffix_and_advance_never_skips() {
         let mut q = Quarantine::new(100);
         let a = run("e1", 5);
-        assert_eq!(q.push(entry(&a, 3, true)).pending, 2);
+        assert_eq!(q.push(entry(&a, 3, true)).0.pending, 2);
         // A second compute of the same run failed earlier in the run: its suffix wins.
-        assert_eq!(q.push(entry(&a, 1, true)).pending, 4);
+        let (report, new) = q.push(entry(&a, 1, true));
+        assert_eq!((report.pending, new), (4, false));
         assert_eq!((q.depth(), q.len()), (4, 1));
         // A drain that had read `next = 3` reports 3..5: the entry moved, so nothing is skipped.
         let report = q.advance(a.run.run_id(), 3, 5, 2, 0).unwrap();
@@ -267,7 +273,8 @@ mod tests {
         q.push(entry(&a, 0, false));
         q.push(entry(&b, 0, false));
         assert_eq!(q.report(b.run.run_id()).unwrap().status, LedgerStatus::Quarantined);
-        assert_eq!(q.remove(a.run.run_id()), 2);
+        assert_eq!(q.remove(a.run.run_id()), Some(2));
+        assert_eq!(q.remove(a.run.run_id()), None);
         assert_eq!(q.front().unwrap().run.run.run_id(), b.run.run_id());
         q.mark_registered(b.run.run_id(), true);
         let report = q.advance(b.run.run_id(), 0, 0, 0, 0).unwrap();

@@ -1,8 +1,14 @@
-//! The sealed stores of a node, in memory and bounded: parsed documents per tenant (by bytes,
-//! least recently used evicted first) and runs (by count, `RUNS_MAX`), with the index of each
-//! tenant's latest run per epoch.
+//! The sealed stores of a node, in memory and bounded: parsed documents (by estimated bytes,
+//! `DOCUMENTS_MAX_BYTES`) and runs (by count, `RUNS_MAX`, and estimated bytes,
+//! `RUNS_MAX_BYTES`), with the index of each tenant's latest run per epoch.
 //!
-//! Every key includes the tenant, so one tenant can never reach another's document or run;
+//! Both are shared fairly between tenants ([`super::fair`]): when a store is full, the tenant
+//! holding the largest share pays with its least recently used entries, and a tenant under its
+//! fair share keeps everything; optional quotas (`TENANT_STORE_MAX_BYTES`, `TENANT_RUNS_MAX`)
+//! bound one tenant outright. A run whose intents the ledger has not answered is pinned
+//! ([`Runs::pin`]) and never evicted.
+//!
+//! Every entry sits under its tenant, so one tenant can never reach another's document or run;
 //! a miss is a miss whoever holds the same content. The stores hold parsed documents only
 //! (`Arc`s shared with computes in flight); raw bytes go to the host's [`super::Artifacts`].
 //! They do no I/O and take no locks themselves: the service wraps each in a mutex.
@@ -11,8 +17,8 @@ use std::collections::HashMap;
 use std::mem::{size_of, size_of_val};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use super::fair::{Bounds, FairLru, OverQuota};
 use super::lock;
-use super::lru::Lru;
 use crate::calculus::Payee;
 use crate::inputs::Inputs;
 use crate::policy::Policy;
@@ -32,16 +38,16 @@ enum Kind {
     Policy,
 }
 
+/// A document's key within its tenant's share.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct DocKey {
     kind: Kind,
-    tenant: String,
     id: String,
 }
 
 impl DocKey {
-    fn new(kind: Kind, tenant: &str, id: &str) -> Self {
-        DocKey { kind, tenant: tenant.to_owned(), id: id.to_owned() }
+    fn new(kind: Kind, id: &str) -> Self {
+        DocKey { kind, id: id.to_owned() }
     }
 }
 
@@ -68,18 +74,23 @@ pub(crate) fn policy_weight(raw_len: usize) -> usize {
 
 /// Parsed sealed documents of every tenant, bounded by their estimated size.
 pub(crate) struct Documents {
-    lru: Lru<DocKey, Doc>,
+    fair: FairLru<DocKey, Doc>,
 }
 
 impl Documents {
-    /// An empty store keeping at most `bytes_max` (estimated) of parsed documents.
-    pub(crate) fn new(bytes_max: usize) -> Self {
-        Documents { lru: Lru::new(DOCUMENTS_MAX, bytes_max) }
+    /// An empty store keeping at most `bytes_max` (estimated) of parsed documents, and at most
+    /// `tenant_bytes_max` of one tenant's (`TENANT_STORE_MAX_BYTES`).
+    pub(crate) fn new(bytes_max: usize, tenant_bytes_max: Option<usize>) -> Self {
+        let bounds = Bounds {
+            tenant_weight_max: tenant_bytes_max.unwrap_or(usize::MAX),
+            ..Bounds::shared(DOCUMENTS_MAX, bytes_max)
+        };
+        Documents { fair: FairLru::new(bounds) }
     }
 
     /// The tenant's inputs document with that content id.
     pub(crate) fn inputs(&mut self, tenant: &str, cid: &str) -> Option<Arc<Inputs>> {
-        match self.lru.get(&DocKey::new(Kind::Inputs, tenant, cid))? {
+        match self.fair.get(tenant, &DocKey::new(Kind::Inputs, cid))? {
             Doc::Inputs(i) => Some(Arc::clone(i)),
             Doc::Policy(_) => None,
         }
@@ -87,47 +98,53 @@ impl Documents {
 
     /// The tenant's policy with that hash.
     pub(crate) fn policy(&mut self, tenant: &str, hash: &str) -> Option<Arc<Policy>> {
-        match self.lru.get(&DocKey::new(Kind::Policy, tenant, hash))? {
+        match self.fair.get(tenant, &DocKey::new(Kind::Policy, hash))? {
             Doc::Policy(p) => Some(Arc::clone(p)),
             Doc::Inputs(_) => None,
         }
     }
 
     /// Stores an inputs document for the tenant unless it already holds one with the same
-    /// cid; returns the one stored and whether it is new.
-    pub(crate) fn insert_inputs(&mut self, tenant: &str, inputs: Arc<Inputs>) -> (Arc<Inputs>, bool) {
+    /// cid; returns the one stored and whether it is new. `Err` when the document alone is
+    /// over the tenant's quota (nothing stored).
+    pub(crate) fn insert_inputs(
+        &mut self,
+        tenant: &str,
+        inputs: Arc<Inputs>,
+    ) -> Result<(Arc<Inputs>, bool), OverQuota> {
         if let Some(old) = self.inputs(tenant, inputs.cid()) {
-            return (old, false);
+            return Ok((old, false));
         }
         let weight = inputs_weight(&inputs);
-        self.lru.insert(
-            DocKey::new(Kind::Inputs, tenant, inputs.cid()),
-            Doc::Inputs(Arc::clone(&inputs)),
-            weight,
-        );
-        (inputs, true)
+        self.fair.admits(weight)?;
+        let key = DocKey::new(Kind::Inputs, inputs.cid());
+        self.fair.insert(tenant, key, Doc::Inputs(Arc::clone(&inputs)), weight);
+        Ok((inputs, true))
     }
 
     /// Stores a policy for the tenant unless it already holds one with the same hash; returns
-    /// the one stored and whether it is new.
+    /// the one stored and whether it is new. `Err` when the policy alone is over the tenant's
+    /// quota (nothing stored).
     pub(crate) fn insert_policy(
         &mut self,
         tenant: &str,
         policy: Arc<Policy>,
         raw_len: usize,
-    ) -> (Arc<Policy>, bool) {
+    ) -> Result<(Arc<Policy>, bool), OverQuota> {
         if let Some(old) = self.policy(tenant, policy.hash()) {
-            return (old, false);
+            return Ok((old, false));
         }
-        let key = DocKey::new(Kind::Policy, tenant, policy.hash());
-        self.lru.insert(key, Doc::Policy(Arc::clone(&policy)), policy_weight(raw_len));
-        (policy, true)
+        let weight = policy_weight(raw_len);
+        self.fair.admits(weight)?;
+        let key = DocKey::new(Kind::Policy, policy.hash());
+        self.fair.insert(tenant, key, Doc::Policy(Arc::clone(&policy)), weight);
+        Ok((policy, true))
     }
 
     /// Estimated bytes held.
     #[cfg(test)]
     pub(crate) fn bytes(&self) -> usize {
-        self.lru.weight()
+        self.fair.weight()
     }
 }
 
@@ -200,39 +217,61 @@ pub(crate) fn run_weight(run: &Run) -> usize {
     payees * (size_of::<Payee>() + RENDERED_ALLOCATION_BYTES) + RUN_OVERHEAD_BYTES
 }
 
-/// Runs by run id (a memo: the same request is the same run), bounded by count and by their
-/// estimated bytes, and each tenant's latest run per epoch.
+/// Runs by tenant and run id (a memo: the same request is the same run), bounded by count and
+/// by their estimated bytes, and each tenant's latest run per epoch.
 pub(crate) struct Runs {
-    lru: Lru<String, Arc<StoredRun>>,
-    /// `(tenant, epoch)` → run id; only ever names runs still in `lru`.
+    fair: FairLru<String, Arc<StoredRun>>,
+    /// `(tenant, epoch)` → run id; only ever names runs still in `fair`.
     latest: HashMap<(String, String), String>,
 }
 
 impl Runs {
-    /// An empty store of at most `runs_max` runs weighing at most `bytes_max` (estimated).
-    pub(crate) fn new(runs_max: usize, bytes_max: usize) -> Self {
-        Runs { lru: Lru::new(runs_max, bytes_max), latest: HashMap::new() }
+    /// An empty store of at most `runs_max` runs weighing at most `bytes_max` (estimated), and
+    /// at most `tenant_runs_max` runs of one tenant (`TENANT_RUNS_MAX`).
+    pub(crate) fn new(runs_max: usize, bytes_max: usize, tenant_runs_max: Option<usize>) -> Self {
+        let bounds = Bounds {
+            tenant_len_max: tenant_runs_max.unwrap_or(usize::MAX),
+            ..Bounds::shared(runs_max, bytes_max)
+        };
+        Runs { fair: FairLru::new(bounds), latest: HashMap::new() }
     }
 
     /// The tenant's run with that id.
     pub(crate) fn get(&mut self, tenant: &str, run_id: &str) -> Option<Arc<StoredRun>> {
-        let run = self.lru.get(run_id)?;
-        // Run ids commit to the tenant, so this holds; checked all the same.
-        (run.run.manifest().tenant == tenant).then(|| Arc::clone(run))
+        self.fair.get(tenant, run_id).map(|run| Arc::clone(run))
     }
 
     /// Stores a run (replacing one with the same id) and makes it its epoch's latest.
     pub(crate) fn insert(&mut self, run: Arc<StoredRun>) {
-        let id = run.run.run_id().to_owned();
+        let m = run.run.manifest();
+        let (tenant, id) = (m.tenant.clone(), m.run_id.clone());
         self.mark_latest(&run);
         let weight = run_weight(&run.run);
-        for (evicted_id, evicted) in self.lru.insert(id, run, weight) {
+        for (evicted_id, evicted) in self.fair.insert(&tenant, id, run, weight) {
             let m = evicted.run.manifest();
             let key = (m.tenant.clone(), m.epoch.clone());
             if self.latest.get(&key) == Some(&evicted_id) {
                 self.latest.remove(&key);
             }
         }
+    }
+
+    /// Keeps a run out of eviction until as many [`Runs::unpin`]s: while the ledger has not
+    /// answered all its intents (in egress, or in the quarantine queue), it stays answerable
+    /// by `GET /rewarder/epochs/{epoch}` and its proofs. A run no longer stored (evicted
+    /// between its compute and now) is stored again first.
+    pub(crate) fn pin(&mut self, run: &Arc<StoredRun>) {
+        let m = run.run.manifest();
+        if !self.fair.pin(&m.tenant, m.run_id.as_str()) {
+            self.insert(Arc::clone(run));
+            self.fair.pin(&m.tenant, m.run_id.as_str());
+        }
+    }
+
+    /// Drops one pin of a run (see [`Runs::pin`]).
+    pub(crate) fn unpin(&mut self, run: &StoredRun) {
+        let m = run.run.manifest();
+        self.fair.unpin(&m.tenant, m.run_id.as_str());
     }
 
     /// Makes a stored run its tenant's latest of its epoch.
@@ -250,7 +289,7 @@ impl Runs {
     /// Number of runs kept.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.lru.len()
+        self.fair.len()
     }
 }
 
@@ -271,17 +310,21 @@ mod tests {
         (Arc::new(Policy::parse(raw).unwrap()), raw.len())
     }
 
+    fn stored_run(policy: &Policy, tenant: &str, epoch: &str, pool: u32) -> Arc<StoredRun> {
+        Arc::new(StoredRun::new(Run::compute(&inputs(epoch, pool), policy, tenant).unwrap(), 1.0))
+    }
+
     #[test]
     fn documents_are_per_tenant_and_inserted_once() {
-        let mut d = Documents::new(1 << 20);
+        let mut d = Documents::new(1 << 20, None);
         let i = inputs("e1", 100);
-        assert!(d.insert_inputs("t1", Arc::clone(&i)).1);
-        assert!(!d.insert_inputs("t1", Arc::clone(&i)).1);
+        assert_eq!(d.insert_inputs("t1", Arc::clone(&i)).map(|(_, new)| new), Ok(true));
+        assert_eq!(d.insert_inputs("t1", Arc::clone(&i)).map(|(_, new)| new), Ok(false));
         assert!(d.inputs("t1", i.cid()).is_some());
         assert!(d.inputs("t2", i.cid()).is_none());
         assert!(d.policy("t1", i.cid()).is_none(), "kinds do not mix");
         let (p, len) = policy();
-        assert!(d.insert_policy("t2", Arc::clone(&p), len).1);
+        assert_eq!(d.insert_policy("t2", Arc::clone(&p), len).map(|(_, new)| new), Ok(true));
         assert!(d.policy("t2", p.hash()).is_some());
         assert!(d.policy("t1", p.hash()).is_none());
     }
@@ -289,10 +332,10 @@ mod tests {
     #[test]
     fn documents_are_bounded_by_estimated_bytes() {
         let one = inputs_weight(&inputs("e0", 0));
-        let mut d = Documents::new(3 * one + one / 2);
+        let mut d = Documents::new(3 * one + one / 2, None);
         let docs: Vec<_> = (0..5).map(|n| inputs("e0", n)).collect();
         for i in &docs {
-            d.insert_inputs("t", Arc::clone(i));
+            d.insert_inputs("t", Arc::clone(i)).unwrap();
         }
         assert!(d.bytes() <= 3 * one + one / 2);
         assert!(d.inputs("t", docs[0].cid()).is_none());
@@ -302,10 +345,8 @@ mod tests {
     #[test]
     fn runs_are_bounded_and_latest_follows_eviction() {
         let (p, _) = policy();
-        let mut runs = Runs::new(2, usize::MAX);
-        let run = |t: &str, e: &str, pool| {
-            Arc::new(StoredRun::new(Run::compute(&inputs(e, pool), &p, t).unwrap(), 1.0))
-        };
+        let mut runs = Runs::new(2, usize::MAX, None);
+        let run = |t: &str, e: &str, pool| stored_run(&p, t, e, pool);
         let a = run("t", "e1", 10);
         let b = run("t", "e1", 20);
         runs.insert(Arc::clone(&a));
@@ -322,5 +363,93 @@ mod tests {
         assert_eq!(runs.len(), 2);
         assert!(runs.latest("t", "e1").is_none());
         assert!(runs.latest("t", "e2").is_some());
+    }
+
+    #[test]
+    fn a_documents_flood_evicts_only_the_flooding_tenant() {
+        let one = inputs_weight(&inputs("e0", 0));
+        let mut d = Documents::new(4 * one, None);
+        let mine = inputs("a", 1);
+        d.insert_inputs("a", Arc::clone(&mine)).unwrap();
+        let flood: Vec<_> = (0..8).map(|n| inputs("b", n)).collect();
+        for i in &flood {
+            d.insert_inputs("b", Arc::clone(i)).unwrap();
+        }
+        assert!(d.inputs("a", mine.cid()).is_some(), "under its fair share: kept");
+        assert!(d.inputs("b", flood[0].cid()).is_none());
+        assert!(d.inputs("b", flood[7].cid()).is_some());
+        assert!(d.bytes() <= 4 * one);
+    }
+
+    #[test]
+    fn a_document_over_its_tenants_quota_is_refused_and_at_the_quota_the_tenant_pays() {
+        let one = inputs_weight(&inputs("e0", 0));
+        let mut d = Documents::new(1 << 20, Some(2 * one));
+        let (p, len) = policy();
+        assert!(policy_weight(len) < one);
+        let docs: Vec<_> = (0..3).map(|n| inputs("e0", n)).collect();
+        d.insert_inputs("b", Arc::clone(&docs[0])).unwrap();
+        d.insert_inputs("a", Arc::clone(&docs[0])).unwrap();
+        d.insert_inputs("a", Arc::clone(&docs[1])).unwrap();
+        // At its quota: a's own oldest makes room, b (far under the store's bound) keeps its own.
+        d.insert_inputs("a", Arc::clone(&docs[2])).unwrap();
+        assert!(d.inputs("a", docs[0].cid()).is_none());
+        assert!(d.inputs("a", docs[1].cid()).is_some() && d.inputs("a", docs[2].cid()).is_some());
+        assert!(d.inputs("b", docs[0].cid()).is_some());
+        // The policy fits beside one inputs document: a's oldest (docs[1]) goes.
+        d.insert_policy("a", p, len).unwrap();
+        assert!(d.inputs("a", docs[1].cid()).is_none());
+        // One document heavier than the whole quota: refused, nothing changes.
+        let mut tight = Documents::new(1 << 20, Some(one - 1));
+        assert_eq!(
+            tight.insert_inputs("a", Arc::clone(&docs[0])).err(),
+            Some(OverQuota { weight: one, quota: one - 1 })
+        );
+        assert_eq!(tight.bytes(), 0);
+    }
+
+    #[test]
+    fn a_runs_flood_evicts_only_the_flooding_tenant_and_pinned_runs_stay() {
+        let (p, _) = policy();
+        // RUNS_MAX = 5: a holds one run, b computes six.
+        let mut runs = Runs::new(5, usize::MAX, None);
+        let mine = stored_run(&p, "a", "e1", 10);
+        runs.insert(Arc::clone(&mine));
+        for pool in 0..6 {
+            runs.insert(stored_run(&p, "b", &format!("b{pool}"), 10 + pool));
+        }
+        assert_eq!(runs.len(), 5);
+        assert!(runs.latest("a", "e1").is_some());
+        assert!(runs.latest("b", "b0").is_none() && runs.latest("b", "b5").is_some());
+        // A pinned run of b stays however many more runs b computes; unpinned, it goes.
+        let queued = stored_run(&p, "b", "q", 10);
+        runs.insert(Arc::clone(&queued));
+        runs.pin(&queued);
+        for pool in 0..10 {
+            runs.insert(stored_run(&p, "b", &format!("c{pool}"), 10 + pool));
+        }
+        assert!(runs.latest("b", "q").is_some() && runs.latest("a", "e1").is_some());
+        runs.unpin(&queued);
+        for pool in 0..4 {
+            runs.insert(stored_run(&p, "b", &format!("d{pool}"), 10 + pool));
+        }
+        assert!(runs.latest("b", "q").is_none());
+        assert!(runs.latest("a", "e1").is_some());
+        // Pinning a run the store no longer holds stores it again, as its epoch's latest.
+        runs.pin(&queued);
+        assert_eq!(runs.latest("b", "q").unwrap().run.run_id(), queued.run.run_id());
+    }
+
+    #[test]
+    fn a_tenant_at_its_runs_quota_loses_its_own_oldest_run() {
+        let (p, _) = policy();
+        let mut runs = Runs::new(100, usize::MAX, Some(2));
+        runs.insert(stored_run(&p, "a", "e1", 10));
+        for pool in 0..3 {
+            runs.insert(stored_run(&p, "b", &format!("e{pool}"), 10 + pool));
+        }
+        assert_eq!(runs.len(), 3);
+        assert!(runs.latest("b", "e0").is_none() && runs.latest("b", "e2").is_some());
+        assert!(runs.latest("a", "e1").is_some());
     }
 }

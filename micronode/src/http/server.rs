@@ -575,6 +575,8 @@ mod tests {
             runs_max: 4,
             runs_max_bytes: 1 << 20,
             documents_max_bytes: 1 << 20,
+            tenant_store_max_bytes: None,
+            tenant_runs_max: None,
             keys: SigningKeys::from_seeds(&[7; 32], None),
             hot: HotKnobs::default(),
             features: vec![],

@@ -145,6 +145,16 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> Output {
     }
 }
 
+/// A token from the `mint-token` command under `AUTH_KEYS=keys` (`args`: `--kid`, `--tenant`,
+/// `--scope`, …).
+pub fn mint_token(keys: &str, args: &[&str]) -> String {
+    let mut all = vec!["mint-token"];
+    all.extend_from_slice(args);
+    let out = run_cli(&all, &[("AUTH_KEYS", keys)]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 /// gzip of `data`.
 pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());

@@ -283,6 +283,8 @@ fn service(auth_on: bool) -> Service {
         runs_max: 8,
         runs_max_bytes: 1 << 20,
         documents_max_bytes: 1 << 20,
+        tenant_store_max_bytes: None,
+        tenant_runs_max: None,
         keys: SigningKeys::from_seeds(&[7; 32], None),
         hot: HotKnobs { tenant_rps_max: 1_000_000, max_inflight: 4, work_queue_max: 16 },
         features: vec!["gzip"],

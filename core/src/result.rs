@@ -48,6 +48,9 @@ pub struct ResultMeta {
     pub compute_ms: f64,
     /// Whether to list the allocations (`?allocations=false` omits them).
     pub with_allocations: bool,
+    /// Whether the node keeps its quarantine queue durably (`STATE_PATH`): written as
+    /// `ledger.durable` on every answer but a dry run's.
+    pub durable: bool,
 }
 
 /// Renders the API.md §1.2 body.
@@ -77,7 +80,8 @@ pub fn render_tail(run: &Run, meta: &ResultMeta) -> Vec<u8> {
         write_allocations(&mut out, run);
     }
     out.extend_from_slice(b",\"ledger\":");
-    write_json(&mut out, &meta.ledger);
+    let durable = (meta.ledger.status != LedgerStatus::DryRun).then_some(meta.durable);
+    write_json(&mut out, &LedgerJson { report: &meta.ledger, durable });
     out.extend_from_slice(b",\"timing\":");
     write_json(&mut out, &Timing { compute_ms: meta.compute_ms });
     out.push(b'}');
@@ -93,6 +97,15 @@ pub fn join(mut head: Vec<u8>, tail: &[u8]) -> Vec<u8> {
 fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     // Serializing plain strings and integers into a Vec cannot fail.
     serde_json::to_writer(out, value).expect("serializing a result into memory");
+}
+
+/// The `ledger` object: the report, then `durable` unless the run was dry.
+#[derive(Serialize)]
+struct LedgerJson<'a> {
+    #[serde(flatten)]
+    report: &'a LedgerReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    durable: Option<bool>,
 }
 
 #[derive(Serialize)]

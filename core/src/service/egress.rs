@@ -886,8 +886,8 @@ mod tests {
     }
 
     /// A reload source that refuses.
-    struct Host2;
-    impl Reload for Host2 {
+    struct Refuses;
+    impl Reload for Refuses {
         fn hot_knobs(&self) -> Result<HotKnobs, String> {
             Err("fixed".into())
         }
@@ -1642,7 +1642,7 @@ mod tests {
         let e = n.service.with_queue_store(store.clone()).err().expect("refused");
         assert!(e.0.contains("damaged"), "{e}");
         let bare =
-            Service::new(service_config(), Arc::new(FakeClock::default()), Arc::new(Host), Arc::new(Host2));
+            Service::new(service_config(), Arc::new(FakeClock::default()), Arc::new(Host), Arc::new(Refuses));
         assert!(bare.with_queue_store(Arc::new(MemStore::default())).is_err());
     }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks what a fleet deploys (deploy/): the Prometheus alert rules compile and pass their unit
 # tests (promtool), and the Kubernetes manifests parse and keep the properties the fleet relies
-# on (probes, graceful termination, non-root read-only container, resources, knob names).
+# on (probes, graceful termination that fits the queue's drain, the durable queue on the pod's
+# claim, non-root read-only container, resources, knob names).
 # Installs promtool (Debian package `prometheus`) when missing; safe to run repeatedly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,7 +38,7 @@ for path in sorted(glob.glob(os.path.join(k8s_dir, "*.yaml"))):
                 errors.append(f"{path}: {kind} without metadata.name")
             docs.setdefault(kind, []).append((path, doc))
 
-for kind in ["Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "ConfigMap"]:
+for kind in ["StatefulSet", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "ConfigMap"]:
     if kind not in docs:
         errors.append(f"no {kind} in {k8s_dir}")
 
@@ -48,9 +49,12 @@ for path, k in docs.get("Kustomization", []):
     if listed != present:
         errors.append(f"{path}: resources {sorted(listed)} != files {sorted(present)}")
 
-# The knobs the node reads (string literals of config.rs); a ConfigMap key must be one.
+# The knobs the node reads (string literals of config.rs); a ConfigMap key must be one, and a
+# hot-knobs file sets only the hot ones (HOT_KNOB_VARS).
 source = open(config_rs).read()
 knobs = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', source))
+hot = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', re.search(r"HOT_KNOB_VARS[^=]*=\s*\[([^\]]*)\]", source).group(1)))
+env = {}
 for path, cm in docs.get("ConfigMap", []):
     for key in (cm.get("data") or {}):
         if key.endswith(".env"):
@@ -58,18 +62,45 @@ for path, cm in docs.get("ConfigMap", []):
                 line = line.strip()
                 if line and not line.startswith("#"):
                     name = line.split("=", 1)[0].strip()
-                    if name not in {"TENANT_RPS_MAX", "MAX_INFLIGHT", "WORK_QUEUE_MAX"}:
+                    if name not in hot:
                         errors.append(f"{path}: {key}: {name} is not a hot knob")
         elif key not in knobs:
             errors.append(f"{path}: {key} is not a knob the node reads")
+        else:
+            env[key] = str(cm["data"][key])
 
 def probe_path(c, name):
     return (c.get(name) or {}).get("httpGet", {}).get("path")
 
-for path, d in docs.get("Deployment", []):
+# Seconds a stopping node may take: preStop + requests in flight (30 s, the node's bound) +
+# LEDGER_STOP_DRAIN_S; and the drain must fit a full queue sent batch by batch with every retry.
+REQUESTS_DRAIN_S = 30
+for path, d in docs.get("StatefulSet", []):
     pod = d["spec"]["template"]["spec"]
-    if not pod.get("terminationGracePeriodSeconds"):
+    grace = pod.get("terminationGracePeriodSeconds") or 0
+    if not grace:
         errors.append(f"{path}: no terminationGracePeriodSeconds")
+    num = lambda k, default: int(env.get(k, default))
+    batches = -(-num("LEDGER_QUARANTINE_MAX", 100000) // num("LEDGER_BATCH_MAX", 1000))
+    worst_ms = batches * num("LEDGER_DEADLINE_MS", 1000) * (num("LEDGER_MAX_RETRIES", 2) + 1)
+    stop_drain = num("LEDGER_STOP_DRAIN_S", 30)
+    if stop_drain * 1000 < worst_ms:
+        errors.append(f"{path}: LEDGER_STOP_DRAIN_S={stop_drain} < {worst_ms / 1000:g} s to drain a full queue")
+    for c in pod["containers"]:
+        pre = ((c.get("lifecycle") or {}).get("preStop") or {}).get("sleep", {}).get("seconds", 0)
+        if grace < pre + REQUESTS_DRAIN_S + stop_drain:
+            errors.append(f"{path}: terminationGracePeriodSeconds {grace} < preStop {pre} + {REQUESTS_DRAIN_S} + LEDGER_STOP_DRAIN_S {stop_drain}")
+        # STATE_PATH must sit on a volume of the pod's own claim.
+        state = env.get("STATE_PATH")
+        claims = {t["metadata"]["name"] for t in d["spec"].get("volumeClaimTemplates", [])}
+        mounts = [m for m in c.get("volumeMounts", []) if m["name"] in claims]
+        if not state or not any(state.startswith(m["mountPath"].rstrip("/") + "/") for m in mounts):
+            errors.append(f"{path}: {c['name']}: STATE_PATH {state!r} is not on a volumeClaimTemplate mount")
+    if (d["spec"].get("persistentVolumeClaimRetentionPolicy") or {}).get("whenScaled") != "Retain":
+        errors.append(f"{path}: a scaled-in pod's claim (its queue) must be retained")
+    if not any(s["metadata"]["name"] == d["spec"].get("serviceName") and s["spec"].get("clusterIP") == "None"
+               for _, s in docs.get("Service", [])):
+        errors.append(f"{path}: serviceName must name a headless Service")
     if not (pod.get("securityContext") or {}).get("runAsNonRoot"):
         errors.append(f"{path}: pod not runAsNonRoot")
     for c in pod["containers"]:

@@ -49,6 +49,9 @@ pub struct ResultMeta<'a> {
     /// The `allocations` array as [`render_allocations`] wrote it; `None` omits the member
     /// (`?allocations=false`).
     pub allocations: Option<&'a [u8]>,
+    /// Whether the node keeps its quarantine queue durably (`STATE_PATH`): written as
+    /// `ledger.durable` on every answer but a dry run's.
+    pub durable: bool,
 }
 
 /// Renders the API.md §1.2 body in one buffer.
@@ -65,7 +68,8 @@ pub fn render(run: &Run, signatures: &Signatures, meta: &ResultMeta<'_>) -> Vec<
         out.extend_from_slice(allocations);
     }
     out.extend_from_slice(b",\"ledger\":");
-    write_json(&mut out, &meta.ledger);
+    let durable = (meta.ledger.status != LedgerStatus::DryRun).then_some(meta.durable);
+    write_json(&mut out, &LedgerJson { report: &meta.ledger, durable });
     out.extend_from_slice(b",\"timing\":");
     write_json(&mut out, &Timing { compute_ms: meta.compute_ms });
     out.push(b'}');
@@ -86,6 +90,15 @@ const ALLOCATION_BYTES_TYPICAL: usize = 80;
 fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     // Serializing plain strings and integers into a Vec cannot fail.
     serde_json::to_writer(out, value).expect("serializing a result into memory");
+}
+
+/// The `ledger` object: the report, then `durable` unless the run was dry.
+#[derive(Serialize)]
+struct LedgerJson<'a> {
+    #[serde(flatten)]
+    report: &'a LedgerReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    durable: Option<bool>,
 }
 
 #[derive(Serialize)]

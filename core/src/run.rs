@@ -71,6 +71,71 @@ impl Run {
         Ok(Run { inputs: Arc::clone(inputs), outcome, manifest, digest })
     }
 
+    /// A run rebuilt from what a durable queue record keeps of it (`service::durable`): its
+    /// manifest and its payees `(actor, amount, score)` in payee order. The inputs document may
+    /// be long gone, so the rebuilt run's [`Run::inputs`] hold only the payees' ids (no kinds,
+    /// usage or events) — all that answers, proofs and intents read.
+    ///
+    /// The record is checked against the manifest it carries, so a damaged record is refused
+    /// rather than answered: ids strictly ascending and well formed, one payee per manifest
+    /// payee, amounts summing to `payout_total_minor`, and the Merkle root of the payees equal
+    /// to `allocations_root`.
+    pub(crate) fn restore(manifest: Manifest, payees: &[(&str, u64, u128)]) -> Result<Run, String> {
+        let number = |field: &str, value: &str| {
+            value.parse::<u64>().map_err(|_| format!("manifest {field} {value:?} is not a whole number"))
+        };
+        if manifest.schema != MANIFEST_SCHEMA {
+            return Err(format!("manifest schema {:?}", manifest.schema));
+        }
+        if payees.len() as u64 != manifest.payees {
+            return Err(format!("{} payees for a manifest of {}", payees.len(), manifest.payees));
+        }
+        let mut actor_bytes = String::with_capacity(payees.iter().map(|p| p.0.len()).sum());
+        let mut actor_ends = Vec::with_capacity(payees.len());
+        let mut total: u64 = 0;
+        for (i, (actor, amount, _)) in payees.iter().enumerate() {
+            let well_formed =
+                (1..=128).contains(&actor.len()) && actor.bytes().all(|b| (0x21..=0x7e).contains(&b));
+            if !well_formed || (i > 0 && payees[i - 1].0 >= *actor) {
+                return Err(format!("payee {i} is not a valid id in ascending order"));
+            }
+            actor_bytes.push_str(actor);
+            actor_ends.push(u32::try_from(actor_bytes.len()).map_err(|_| "payee ids too long".to_owned())?);
+            total = total.checked_add(*amount).ok_or("the amounts overflow")?;
+        }
+        if total != number("payout_total_minor", &manifest.payout_total_minor)? {
+            return Err("the amounts do not sum to payout_total_minor".to_owned());
+        }
+        let root = merkle::root(&merkle::leaves(payees.iter().map(|(a, amount, _)| (*a, *amount))));
+        if commit::b3_hex(&root) != manifest.allocations_root {
+            return Err("the payees do not hash to allocations_root".to_owned());
+        }
+        let inputs = Inputs {
+            cid: manifest.inputs_cid.clone(),
+            epoch: manifest.epoch.clone(),
+            pool_minor: number("pool_minor", &manifest.pool_minor)?,
+            kinds: Vec::new(),
+            actor_bytes,
+            actor_ends,
+            usage: Vec::new(),
+            usage_ends: vec![0; payees.len()],
+            event_count: 0,
+        };
+        let outcome = Outcome {
+            pool_minor: inputs.pool_minor,
+            distributable_minor: number("distributable_minor", &manifest.distributable_minor)?,
+            payout_total_minor: total,
+            residual_minor: number("residual_minor", &manifest.residual_minor)?,
+            ceiling_minor: None,
+            min_payout_minor: 0,
+            payees: (0..payees.len() as u32)
+                .map(|i| Payee { actor: i, amount: payees[i as usize].1, score: payees[i as usize].2 })
+                .collect(),
+        };
+        let digest = manifest.digest_bytes();
+        Ok(Run { inputs: Arc::new(inputs), outcome, manifest, digest })
+    }
+
     /// The manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest

@@ -870,13 +870,18 @@ fn rate_limit_clamps_one_tenant_while_another_passes() {
 fn reload_swaps_knobs_or_keeps_the_old_ones() {
     let n = node();
     let start = n.service.hot();
-    let new = HotKnobs { tenant_rps_max: 7, max_inflight: 3, work_queue_max: 11 };
+    let new =
+        HotKnobs { tenant_rps_max: 7, max_inflight: 3, work_queue_max: 11, ledger_quarantine_only: true };
     *n.reload.next.lock().unwrap() = Ok(new);
     let a = n.call("POST", "/rewarder/admin/reload", None, b"");
     assert_eq!(a.status(), 200);
-    assert_eq!(a.json, json!({"tenant_rps_max": 7, "max_inflight": 3, "work_queue_max": 11}));
+    assert_eq!(
+        a.json,
+        json!({"tenant_rps_max": 7, "max_inflight": 3, "work_queue_max": 11, "ledger_quarantine_only": true})
+    );
     assert_eq!(n.service.hot(), new);
     assert_eq!(metric(&n.metrics(), "work_queue_max"), 11, "the gauge follows the knob");
+    assert_eq!(metric(&n.metrics(), "ledger_quarantine_only"), 1, "and the switch");
 
     *n.reload.next.lock().unwrap() = Err("TENANT_RPS_MAX=abc is not a number".into());
     let a = n.call("POST", "/rewarder/admin/reload", None, b"");
@@ -895,7 +900,7 @@ fn reload_swaps_knobs_or_keeps_the_old_ones() {
 // ---------------------------------------------------------------------------------------------
 // Metrics
 
-const METRIC_NAMES: [&str; 15] = [
+const METRIC_NAMES: [&str; 16] = [
     "reward_compute_latency_seconds",
     "reward_runs_total",
     "reward_invariant_fail_total",
@@ -903,6 +908,7 @@ const METRIC_NAMES: [&str; 15] = [
     "ledger_egress_latency_seconds",
     "ledger_egress_errors_total",
     "ledger_degraded",
+    "ledger_quarantine_only",
     "quarantine_queue_depth",
     "queue_depth",
     "work_queue_max",

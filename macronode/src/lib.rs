@@ -1,20 +1,28 @@
 //! svc-rewarder for the datacenter: the micronode's process — configuration, keys, ledger
 //! client and drain thread, signals, the gate, the bounded work queue and the dispatcher —
 //! run with a pool of `CONCURRENCY_COMPUTE_WORKERS` request threads instead of one, answering
-//! `/version` with the `macronode` profile, and keeping documents in memory only.
+//! `/version` with the `macronode` profile, keeping documents in memory, and keeping its
+//! quarantine queue durably in SQLite when `STATE_PATH` is set ([`state`]).
 //!
-//! This crate chooses the pool size and nothing else: every line that serves a request is
-//! `rewarder-micronode`'s (see [`rewarder_micronode::node::Flavor`]). Admission control is
+//! This crate chooses the pool size and the queue's store and nothing else: every line that
+//! serves a request is `rewarder-micronode`'s (see [`rewarder_micronode::node::Flavor`]). The
+//! SQLite store lives here alone, so the amnesic micronode and the FFI library never link it. Admission control is
 //! the shared transport's and service's: `WORK_QUEUE_MAX` (the gate's bounded work queue),
 //! `MAX_INFLIGHT` and the per-tenant token buckets (`TENANT_RPS_MAX`) live in one
 //! [`Service`](rewarder_core::service::Service) shared by all workers; SIGHUP and
 //! `POST /rewarder/admin/reload` re-read them (from `HOT_KNOBS_FILE` when set).
 //!
 //! It does not share state between nodes: a fleet is any number of macronodes behind a load
-//! balancer, and the ledger's idempotency keys make a retry on another node safe.
+//! balancer, and the ledger's idempotency keys make a retry on another node safe. A node's
+//! `STATE_PATH` is its own (a StatefulSet's claim): what it answered `202` survives its crash.
 
 #![deny(missing_docs)]
 
+pub mod state;
+
+use std::sync::Arc;
+
+use rewarder_core::service::QueueStore;
 use rewarder_micronode::config::NodeConfig;
 use rewarder_micronode::node::{self, Flavor, NodeError};
 
@@ -42,9 +50,18 @@ pub fn flavor(config: &NodeConfig) -> Flavor {
     }
 }
 
+/// The durable queue of a configuration: the SQLite file at `STATE_PATH`, if set. A file this
+/// build cannot use (newer, foreign, damaged, unreadable) is a configuration error (exit 2).
+pub fn queue_store(config: &NodeConfig) -> Result<Option<Arc<dyn QueueStore>>, NodeError> {
+    let Some(path) = &config.state_path else { return Ok(None) };
+    let store = state::SqliteQueue::open(path).map_err(|e| NodeError::Config(format!("STATE_PATH {e}")))?;
+    tracing::info!(path = %path.display(), schema = state::SCHEMA_VERSION, "durable queue opened");
+    Ok(Some(Arc::new(store)))
+}
+
 /// `serve`: the configuration from the environment, then a macronode until SIGTERM/SIGINT.
 pub fn serve() -> Result<(), NodeError> {
-    node::serve_as(|config| Ok(flavor(config)))
+    node::serve_as(|config| Ok((flavor(config), queue_store(config)?)))
 }
 
 #[cfg(test)]

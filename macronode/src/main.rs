@@ -4,7 +4,8 @@
 //!
 //! Exit codes: 0 success (for `serve`: stopped by SIGTERM/SIGINT after draining); 1 the node
 //! failed at run time (e.g. its address is taken); 2 usage or configuration error (bad flags,
-//! a bad environment knob — the message names the variable — an unreadable file).
+//! a bad environment knob — the message names the variable — an unreadable file, a
+//! `STATE_PATH` queue file that is newer, foreign or damaged: it is never reset).
 
 use std::process::ExitCode;
 

@@ -238,7 +238,9 @@ fn sighup_and_the_reload_endpoint_apply_the_hot_knobs_file_and_keep_the_old_knob
     assert_eq!(applied.status, 200, "{}", String::from_utf8_lossy(&applied.body));
     assert_eq!(
         applied.json(),
-        serde_json::json!({"tenant_rps_max": 100, "max_inflight": 512, "work_queue_max": 9})
+        serde_json::json!({
+            "tenant_rps_max": 100, "max_inflight": 512, "work_queue_max": 9, "ledger_quarantine_only": false,
+        })
     );
     assert_eq!(node.metric("work_queue_max"), 9.0);
     let reader = bearer("tenant-d", "read");
@@ -268,6 +270,319 @@ fn sigterm_lets_the_compute_in_flight_finish_then_exits_0() {
     assert_eq!(status.code(), Some(0), "{}", node.log());
     assert!(node.log().contains("stopping: finishing requests in flight"));
     assert!(TcpStream::connect(addr).is_err(), "the port is closed");
+}
+
+// ---- durable acceptance (STATE_PATH) -----------------------------------------------------------
+
+/// A ledger address where nothing listens yet: the ledger is down until [`ledger_on`].
+fn dead_ledger() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+/// The ledger simulator brought up at `addr` (the ledger comes back).
+fn ledger_on(addr: SocketAddr) -> ledger_sim::LedgerSim {
+    ledger_sim::start(ledger_sim::Config { bind: addr, ..ledger_sim::Config::default() }).expect("ledger-sim")
+}
+
+/// Knobs of a node whose ledger is at `ledger`: small batches, fast brownout exit.
+fn ledger_knobs(ledger: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("LEDGER_URL", ledger),
+        ("LEDGER_BATCH_MAX", "10"),
+        ("LEDGER_DEADLINE_MS", "300"),
+        ("LEDGER_WINDOW_S", "1"),
+        ("TENANT_RPS_MAX", "1000000"),
+    ]
+}
+
+/// `(status, ledger)` of `GET /rewarder/epochs/{epoch}`.
+fn progress(node: &Node, epoch: &str) -> (u16, Value) {
+    let reply = node.call("GET", &format!("/rewarder/epochs/{epoch}?allocations=false"), &[], None);
+    let ledger = if reply.status == 200 { reply.json()["ledger"].clone() } else { Value::Null };
+    (reply.status, ledger)
+}
+
+/// Uploads and computes (not dry) one small epoch on `node`; returns the answer.
+fn compute_epoch(node: &Node, epoch: &str, actors: usize) -> Reply {
+    let body =
+        upload(node.addr, &[], &small_inputs(epoch, actors, actors as u64), &small_policy("durable"), false);
+    node.call("POST", &format!("/rewarder/epochs/{epoch}/compute?allocations=false"), &[JSON], Some(&body))
+}
+
+/// Polls until `epoch` shows `emitted`, checking on the way that GET always answered the run's
+/// progress (never a 404) and that `pending` never grew.
+fn wait_emitted(node: &Node, epoch: &str, payees: u64, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    let mut pending = payees;
+    loop {
+        let (status, ledger) = progress(node, epoch);
+        assert_eq!(status, 200, "{epoch}: GET shows the run throughout:\n{}", node.log());
+        let now = ledger["pending"].as_u64().unwrap();
+        assert!(now <= pending, "{epoch}: pending grew {pending} -> {now}");
+        pending = now;
+        if ledger["status"] == "emitted" {
+            assert_eq!(ledger["accepted"].as_u64().unwrap() + ledger["dup"].as_u64().unwrap(), payees);
+            return;
+        }
+        assert!(Instant::now() < deadline, "{epoch} not emitted: {ledger}\n{}", node.log());
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Computes `epochs` runs while the ledger is down (each answered 202), SIGKILLs the node,
+/// restarts it on the same environment and brings the ledger back. Returns the restarted
+/// node, the ledger and each epoch with its payee count.
+fn answered_202_then_killed(
+    env: &[(&str, &str)],
+    ledger: SocketAddr,
+) -> (Node, ledger_sim::LedgerSim, Vec<(String, u64)>) {
+    let mut node = Node::start(env);
+    let mut runs = Vec::new();
+    for i in 0..4 {
+        let epoch = format!("promise-{i}");
+        let reply = compute_epoch(&node, &epoch, 20 + 7 * i);
+        assert_eq!(reply.status, 202, "{epoch}: {}", String::from_utf8_lossy(&reply.body));
+        let (json, durable) = (reply.json(), env.iter().any(|(k, _)| *k == "STATE_PATH"));
+        assert_eq!(json["ledger"]["durable"], durable, "{epoch}");
+        let payees = json["manifest"]["payees"].as_u64().unwrap();
+        assert_eq!(
+            (json["ledger"]["status"].as_str(), json["ledger"]["pending"].as_u64()),
+            (Some("quarantined"), Some(payees))
+        );
+        assert_eq!(progress(&node, &epoch).1["pending"], payees);
+        runs.push((epoch, payees));
+    }
+    node.kill();
+    let node = Node::start(env);
+    let sim = ledger_on(ledger);
+    (node, sim, runs)
+}
+
+#[test]
+fn a_202_survives_a_sigkill_and_every_intent_is_accepted_once_without_a_recompute() {
+    let scratch = Scratch::new("state");
+    let state = scratch.path().join("queue.db");
+    let ledger = dead_ledger();
+    let url = format!("http://{ledger}");
+    let mut env = ledger_knobs(&url);
+    env.push(("STATE_PATH", state.to_str().unwrap()));
+    let (node, sim, runs) = answered_202_then_killed(&env, ledger);
+    node.wait_for_log("durable queue: runs taken back", Duration::from_secs(5));
+    let started = Instant::now();
+    for (epoch, payees) in &runs {
+        wait_emitted(&node, epoch, *payees, Duration::from_secs(30));
+    }
+    eprintln!("DURABLE: {} runs drained {:?} after the ledger came back", runs.len(), started.elapsed());
+    let stats = sim.stats();
+    let total: u64 = runs.iter().map(|(_, p)| p).sum();
+    for (epoch, payees) in &runs {
+        let e = stats["epochs"].as_array().unwrap().iter().find(|e| e["epoch"] == epoch.as_str()).unwrap();
+        assert_eq!(e["intents"], *payees, "{epoch}: every payee once");
+        assert_eq!(e["total_minor"], e["payout_total_minor"], "{epoch}");
+    }
+    assert_eq!(stats["keys"], total);
+    assert_eq!(
+        stats["results"],
+        serde_json::json!({"accepted": total, "dup": 0, "conflict": 0}),
+        "exactly once"
+    );
+    assert_eq!(node.metric("quarantine_queue_depth"), 0.0);
+    // Settled runs leave the file: a third start has nothing to take back.
+    drop(node);
+    let node = Node::start(&env);
+    node.wait_for_log("runs=0 intents=0", Duration::from_secs(5));
+    sim.shutdown();
+}
+
+#[test]
+fn without_state_path_a_202_dies_with_the_node_until_a_recompute() {
+    let ledger = dead_ledger();
+    let url = format!("http://{ledger}");
+    let env = ledger_knobs(&url);
+    let (node, sim, runs) = answered_202_then_killed(&env, ledger);
+    thread::sleep(Duration::from_secs(2));
+    for (epoch, _) in &runs {
+        assert_eq!(progress(&node, epoch).0, 404, "{epoch}: the promise died with the process");
+    }
+    assert_eq!(sim.stats()["keys"], 0, "nothing resends the intents");
+    // Only a client recomputing the epoch settles it.
+    let (epoch, payees) = &runs[0];
+    let reply = compute_epoch(&node, epoch, 20);
+    assert_eq!((reply.status, &reply.json()["ledger"]["status"]), (200, &Value::from("emitted")));
+    assert_eq!(sim.stats()["keys"], *payees);
+    sim.shutdown();
+}
+
+#[test]
+fn a_crash_inside_the_send_loop_loses_and_doubles_nothing() {
+    if cfg!(not(debug_assertions)) {
+        eprintln!("SKIPPED: the kill point exists in debug builds only");
+        return;
+    }
+    let sim = ledger_on(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let scratch = Scratch::new("crash");
+    let state = scratch.path().join("queue.db");
+    let url = sim.url();
+    let mut env = ledger_knobs(&url);
+    env.push(("STATE_PATH", state.to_str().unwrap()));
+    // The ledger answers batch 3; the process dies before its cursor is kept.
+    let mut killed_env = env.clone();
+    killed_env.push(("REWARDER_TEST_KILL_AT_CURSOR", "3"));
+    let mut node = Node::start(&killed_env);
+    let body = upload(node.addr, &[], &small_inputs("crash", 60, 3), &small_policy("durable"), false);
+    let answer = try_call(node.addr, "POST", "/rewarder/epochs/crash/compute", &[JSON], Some(&body));
+    assert!(answer.is_err(), "the node died inside the send loop: {answer:?}");
+    let status = node.wait(Duration::from_secs(10)).expect("the node aborted");
+    assert!(status.code().is_none(), "killed by a signal: {status:?}");
+    assert!(node.log().contains("aborting at cursor move 3"), "{}", node.log());
+    let held = sim.stats()["keys"].as_u64().unwrap();
+    assert_eq!(held, 30, "three batches of 10 reached the ledger");
+    // A restart, no client involved: the drain resends from the kept cursor (batch 3).
+    let node = Node::start(&env);
+    let (status, ledger) = progress(&node, "crash");
+    assert_eq!(status, 200, "the run is known from its record");
+    let payees = ledger["accepted"].as_u64().unwrap() + ledger["pending"].as_u64().unwrap();
+    assert_eq!(ledger["accepted"], 20, "the cursor of batch 2: {ledger}");
+    wait_emitted(&node, "crash", payees, Duration::from_secs(30));
+    let stats = sim.stats();
+    assert_eq!(stats["keys"], payees, "no intent lost");
+    assert_eq!(stats["results"]["accepted"], payees, "none accepted twice");
+    assert_eq!(stats["results"]["dup"], 10, "only the batch whose cursor was not kept came again");
+    sim.shutdown();
+}
+
+#[test]
+fn a_newer_foreign_or_garbage_state_file_is_refused_with_exit_2_and_left_as_it_is() {
+    let scratch = Scratch::new("refused");
+    let newer = scratch.path().join("newer.db");
+    let db = rusqlite::Connection::open(&newer).unwrap();
+    let app = rewarder_macronode::state::APPLICATION_ID;
+    db.execute_batch(&format!("PRAGMA application_id={app}; PRAGMA user_version=99; CREATE TABLE runs (x);"))
+        .unwrap();
+    drop(db);
+    let foreign = scratch.path().join("foreign.db");
+    rusqlite::Connection::open(&foreign).unwrap().execute_batch("CREATE TABLE accounts (id);").unwrap();
+    let garbage = scratch.path().join("garbage.db");
+    let noise: Vec<u8> = (0..8192u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&garbage, &noise).unwrap();
+    for (path, says) in [
+        (&newer, "written by a newer svc-rewarder (schema 99; this build reads up to 1)"),
+        (&foreign, "a SQLite database of another program"),
+        (&garbage, "not a readable queue file"),
+    ] {
+        let before = std::fs::read(path).unwrap();
+        let env = [("LEDGER_URL", "http://127.0.0.1:9"), ("STATE_PATH", path.to_str().unwrap())];
+        let Err((status, log)) = Node::try_start(&env) else { panic!("{} was accepted", path.display()) };
+        assert_eq!(status.and_then(|s| s.code()), Some(2), "{log}");
+        assert!(log.contains(says) && log.contains("refusing to start rather than reset it"), "{log}");
+        assert_eq!(std::fs::read(path).unwrap(), before, "{} untouched", path.display());
+    }
+    let Err((status, log)) = Node::try_start(&[("STATE_PATH", newer.to_str().unwrap())]) else {
+        panic!("STATE_PATH without a ledger started");
+    };
+    assert_eq!(status.and_then(|s| s.code()), Some(2));
+    assert!(log.contains("STATE_PATH") && log.contains("LEDGER_URL"), "{log}");
+}
+
+#[test]
+fn a_replay_of_an_emitted_run_in_brownout_is_200_and_reaches_no_ledger() {
+    let sim = ledger_sim::start(ledger_sim::Config {
+        latency_ms: Some((150, 160)),
+        ..ledger_sim::Config::default()
+    })
+    .expect("ledger-sim");
+    let url = sim.url();
+    let mut env = ledger_knobs(&url);
+    env.extend([("LEDGER_P95_BUDGET_MS", "100"), ("LEDGER_WINDOW_S", "600"), ("LEDGER_DEADLINE_MS", "2000")]);
+    let node = Node::start(&env);
+    let body = upload(node.addr, &[], &small_inputs("settled", 15, 1), &small_policy("durable"), false);
+    let path = "/rewarder/epochs/settled/compute?allocations=false";
+    let first = node.call("POST", path, &[JSON], Some(&body));
+    assert_eq!(first.status, 200, "{}", String::from_utf8_lossy(&first.body));
+    assert_eq!(node.metric("ledger_degraded"), 0.0, "three slow requests are too few for a p95");
+    // Another run's slow requests make the samples a p95 needs: brownout.
+    let other = compute_epoch(&node, "other", 30);
+    assert!(matches!(other.status, 200 | 202), "{}", String::from_utf8_lossy(&other.body));
+    assert_eq!(node.metric("ledger_degraded"), 1.0, "in brownout");
+    let before = sim.stats()["calls"].clone();
+    let queued = node.metric("quarantine_queue_depth");
+    let replay = node.call("POST", path, &[JSON], Some(&body));
+    assert_eq!(replay.status, 200, "{}", String::from_utf8_lossy(&replay.body));
+    assert_eq!(replay.json()["ledger"], first.json()["ledger"], "the record answers");
+    let after = sim.stats()["calls"].clone();
+    assert_eq!(
+        (&after["runs"], &after["intents"]),
+        (&before["runs"], &before["intents"]),
+        "no request of the replay"
+    );
+    assert_eq!(node.metric("quarantine_queue_depth"), queued, "nothing queued again");
+    sim.shutdown();
+}
+
+#[test]
+fn sigusr1_and_the_reload_endpoint_turn_the_quarantine_only_switch() {
+    let sim = ledger_on(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let scratch = Scratch::new("switch");
+    let file = scratch.path().join("hot.env");
+    std::fs::write(&file, "LEDGER_QUARANTINE_ONLY=true\n").unwrap();
+    let url = sim.url();
+    let mut env = ledger_knobs(&url);
+    env.push(("HOT_KNOBS_FILE", file.to_str().unwrap()));
+    let node = Node::start(&env);
+    assert_eq!(node.metric("ledger_quarantine_only"), 1.0, "the file applies at start");
+    let ready = node.call("GET", "/readyz", &[], None).json();
+    assert_eq!(
+        (&ready["ledger_quarantine_only"], &ready["details"]),
+        (&Value::Bool(true), &serde_json::json!(["ledger_quarantine_only"]))
+    );
+    let held = compute_epoch(&node, "drill", 12);
+    assert_eq!((held.status, &held.json()["ledger"]["status"]), (202, &Value::from("quarantined")));
+    thread::sleep(Duration::from_millis(600));
+    assert_eq!(sim.stats()["requests"], 0, "the switch sends nothing, health probes included");
+    // SIGUSR1 re-reads the file like SIGHUP: the switch goes off and the queue drains.
+    std::fs::write(&file, "LEDGER_QUARANTINE_ONLY=false\n").unwrap();
+    node.signal("USR1");
+    node.wait_for_log("hot knobs reloaded", Duration::from_secs(5));
+    let payees = held.json()["manifest"]["payees"].as_u64().unwrap();
+    wait_emitted(&node, "drill", payees, Duration::from_secs(10));
+    assert_eq!(node.metric("ledger_quarantine_only"), 0.0);
+    // The admin reload turns it on again.
+    std::fs::write(&file, "LEDGER_QUARANTINE_ONLY=on\n").unwrap();
+    let on = node.call("POST", "/rewarder/admin/reload", &[], None);
+    assert_eq!((on.status, &on.json()["ledger_quarantine_only"]), (200, &Value::Bool(true)));
+    assert_eq!(compute_epoch(&node, "drill-2", 12).status, 202);
+    assert_eq!(node.call("GET", "/readyz", &[], None).json()["ledger_quarantine_only"], true);
+    sim.shutdown();
+}
+
+#[test]
+fn sigterm_drains_the_queue_before_exiting_and_says_what_is_left() {
+    let ledger = dead_ledger();
+    let url = format!("http://{ledger}");
+    let scratch = Scratch::new("stop");
+    let state = scratch.path().join("queue.db");
+    let mut env = ledger_knobs(&url);
+    env.extend([("STATE_PATH", state.to_str().unwrap()), ("LEDGER_STOP_DRAIN_S", "1")]);
+    // The ledger stays down: the stop waits its second, then leaves the queue on the volume.
+    let mut node = Node::start(&env);
+    let payees = compute_epoch(&node, "left", 15).json()["manifest"]["payees"].as_u64().unwrap();
+    let asked = Instant::now();
+    node.signal("TERM");
+    assert_eq!(node.wait(Duration::from_secs(20)).and_then(|s| s.code()), Some(0), "{}", node.log());
+    assert!(asked.elapsed() >= Duration::from_secs(1), "it kept draining for LEDGER_STOP_DRAIN_S");
+    assert!(node.log().contains(&format!("runs=1 intents={payees}")), "{}", node.log());
+    assert!(node.log().contains("queue left in STATE_PATH at exit"), "{}", node.log());
+    // The next stop drains the queue before it exits, once the ledger is back meanwhile.
+    env.retain(|(k, _)| *k != "LEDGER_STOP_DRAIN_S");
+    env.push(("LEDGER_STOP_DRAIN_S", "30"));
+    let mut node = Node::start(&env);
+    node.signal("TERM");
+    node.wait_for_log("stopping: draining the queue", Duration::from_secs(5));
+    let sim = ledger_on(ledger);
+    assert_eq!(node.wait(Duration::from_secs(30)).and_then(|s| s.code()), Some(0), "{}", node.log());
+    assert!(node.log().contains("queue empty at exit"), "{}", node.log());
+    assert_eq!(sim.stats()["keys"], payees, "delivered before the process went");
+    sim.shutdown();
 }
 
 // ---- the fleet ------------------------------------------------------------------------------

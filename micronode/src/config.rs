@@ -12,9 +12,12 @@
 //! 16777216), `LEDGER_QUARANTINE_MAX` (intents the ledger quarantine queue holds
 //! before new non-dry runs are refused `503 overloaded`, default 100000) and `LEDGER_CA_FILE`
 //! (PEM certificates to trust for an `https://` `LEDGER_URL` instead of the Mozilla roots),
-//! `HOT_KNOBS_FILE` (see [`FileReload`]), and the per-tenant quotas `TENANT_STORE_MAX_BYTES`
+//! `HOT_KNOBS_FILE` (see [`FileReload`]), the per-tenant quotas `TENANT_STORE_MAX_BYTES`
 //! (estimated bytes of parsed documents one tenant keeps) and `TENANT_RUNS_MAX` (stored runs
-//! one tenant keeps), both unset by default: without them the stores are only shared fairly.
+//! one tenant keeps), both unset by default: without them the stores are only shared fairly;
+//! `LEDGER_QUARANTINE_ONLY` (a hot switch that queues intents without sending any),
+//! `LEDGER_STOP_DRAIN_S` (how long a stopping node keeps draining its queue, default 30) and
+//! `STATE_PATH` (the macronode's durable queue, a SQLite file; it needs `LEDGER_URL`).
 //!
 //! `CONCURRENCY_COMPUTE_WORKERS` is read here for every node and used by the macronode only
 //! (the micronode and the embedded node serve on one request thread).
@@ -80,6 +83,9 @@ pub struct LedgerConfig {
     pub quarantine_max: usize,
     /// `LEDGER_CA_FILE` (transport extension): PEM roots for an `https://` ledger.
     pub ca_file: Option<PathBuf>,
+    /// `LEDGER_STOP_DRAIN_S`: how long a stopping node keeps draining its quarantine queue
+    /// after the requests in flight are answered.
+    pub stop_drain_s: u64,
 }
 
 /// `TLS_CERT_FILE` and `TLS_KEY_FILE`, both set.
@@ -151,9 +157,13 @@ pub struct NodeConfig {
     pub ledger: LedgerConfig,
     /// `CONCURRENCY_COMPUTE_WORKERS`; `None` = the profile's default.
     pub compute_workers: Option<usize>,
-    /// `HOT_KNOBS_FILE` (transport extension): where SIGHUP and `POST /rewarder/admin/reload`
-    /// read the hot knobs from, over the environment; `None` = the environment only.
+    /// `HOT_KNOBS_FILE` (transport extension): where SIGHUP, SIGUSR1 and
+    /// `POST /rewarder/admin/reload` read the hot knobs from, over the environment; `None` =
+    /// the environment only.
     pub hot_knobs_file: Option<PathBuf>,
+    /// `STATE_PATH`: the file of the durable quarantine queue (macronode only); `None` = the
+    /// queue lives in memory.
+    pub state_path: Option<PathBuf>,
 }
 
 /// The default `BIND_ADDR`.
@@ -164,10 +174,11 @@ pub const CONNECTIONS_MAX_DEFAULT: usize = 128;
 pub const AUTH_KEY_BYTES_MIN: usize = 32;
 /// Most `CONCURRENCY_COMPUTE_WORKERS` accepted.
 pub const COMPUTE_WORKERS_MAX: usize = 1024;
-/// Largest `HOT_KNOBS_FILE` read (three `KEY=VALUE` lines and comments fit many times over).
+/// Largest `HOT_KNOBS_FILE` read (four `KEY=VALUE` lines and comments fit many times over).
 pub const HOT_KNOBS_FILE_BYTES_MAX: u64 = 64 * 1024;
 /// The variables a hot-knobs file may set: exactly the knobs a reload changes (API.md §5).
-pub const HOT_KNOB_VARS: [&str; 3] = ["TENANT_RPS_MAX", "MAX_INFLIGHT", "WORK_QUEUE_MAX"];
+pub const HOT_KNOB_VARS: [&str; 4] =
+    ["TENANT_RPS_MAX", "MAX_INFLIGHT", "WORK_QUEUE_MAX", "LEDGER_QUARANTINE_ONLY"];
 
 impl NodeConfig {
     /// The configuration from the process environment.
@@ -228,8 +239,16 @@ impl NodeConfig {
             window_s: env.number("LEDGER_WINDOW_S", 600, 1, 86_400)?,
             quarantine_max: env.number("LEDGER_QUARANTINE_MAX", 100_000, 1, 100_000_000)?,
             ca_file: env.get("LEDGER_CA_FILE").map(PathBuf::from),
+            stop_drain_s: env.number("LEDGER_STOP_DRAIN_S", 30, 0, 86_400)?,
         };
         let connections_max = env.number("CONNECTIONS_MAX", CONNECTIONS_MAX_DEFAULT, 1, 65_536)?;
+        let state_path = env.get("STATE_PATH").map(PathBuf::from);
+        if state_path.is_some() && ledger.url.is_none() {
+            return Err(ConfigError::new(
+                "STATE_PATH",
+                "set without LEDGER_URL: a compute-only node queues nothing to keep",
+            ));
+        }
         Ok(NodeConfig {
             bind_addr,
             hot: hot_knobs(&env)?,
@@ -262,12 +281,13 @@ impl NodeConfig {
             ledger,
             compute_workers: env.optional_number("CONCURRENCY_COMPUTE_WORKERS", 1, COMPUTE_WORKERS_MAX)?,
             hot_knobs_file: env.get("HOT_KNOBS_FILE").map(PathBuf::from),
+            state_path,
         })
     }
 }
 
-/// Re-reads the hot knobs (`TENANT_RPS_MAX`, `MAX_INFLIGHT`, `WORK_QUEUE_MAX`) from the
-/// process environment: the [`Reload`](rewarder_core::service::Reload) of every node.
+/// Re-reads the hot knobs ([`HOT_KNOB_VARS`]) from the process environment: the
+/// [`Reload`](rewarder_core::service::Reload) of every node.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct EnvReload;
 
@@ -371,6 +391,7 @@ fn hot_knobs(env: &Env<'_>) -> Result<HotKnobs, ConfigError> {
         tenant_rps_max: env.number("TENANT_RPS_MAX", default.tenant_rps_max, 1, u32::MAX)?,
         max_inflight: env.number("MAX_INFLIGHT", default.max_inflight, 1, u32::MAX)?,
         work_queue_max: env.number("WORK_QUEUE_MAX", default.work_queue_max, 1, u32::MAX)?,
+        ledger_quarantine_only: env.bool("LEDGER_QUARANTINE_ONLY", default.ledger_quarantine_only)?,
     })
 }
 
@@ -498,6 +519,8 @@ mod tests {
             (1000, 1000, 100, 600)
         );
         assert_eq!((c.ledger.quarantine_max, c.ledger.ca_file.as_deref()), (100_000, None));
+        assert_eq!((c.ledger.stop_drain_s, c.state_path.as_deref()), (30, None));
+        assert!(!c.hot.ledger_quarantine_only);
         assert_eq!((c.tenant_store_max_bytes, c.tenant_runs_max), (None, None));
     }
 
@@ -510,6 +533,23 @@ mod tests {
                 assert_eq!(config(&[(var, bad)]).unwrap_err().var, var, "{var}={bad}");
             }
         }
+    }
+
+    #[test]
+    fn state_path_needs_a_ledger_and_the_quarantine_switch_is_a_hot_bool() {
+        assert_eq!(config(&[("STATE_PATH", "/var/lib/rewarder/queue.db")]).unwrap_err().var, "STATE_PATH");
+        let c = config(&[
+            ("STATE_PATH", "/v/q.db"),
+            ("LEDGER_URL", "http://ledger"),
+            ("LEDGER_STOP_DRAIN_S", "0"),
+        ])
+        .unwrap();
+        assert_eq!((c.state_path, c.ledger.stop_drain_s), (Some(PathBuf::from("/v/q.db")), 0));
+        assert!(config(&[("LEDGER_QUARANTINE_ONLY", "on")]).unwrap().hot.ledger_quarantine_only);
+        assert_eq!(config(&[("LEDGER_QUARANTINE_ONLY", "maybe")]).unwrap_err().var, "LEDGER_QUARANTINE_ONLY");
+        assert_eq!(config(&[("LEDGER_STOP_DRAIN_S", "86401")]).unwrap_err().var, "LEDGER_STOP_DRAIN_S");
+        let pairs = parse_knobs_file("LEDGER_QUARANTINE_ONLY=true\n").unwrap();
+        assert_eq!(pairs, vec![("LEDGER_QUARANTINE_ONLY".to_owned(), "true".to_owned())]);
     }
 
     #[test]

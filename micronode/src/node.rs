@@ -1,25 +1,28 @@
 //! The node process, micronode or macronode: signals first, then logging, keys, where
 //! artifacts go (the micronode's amnesia directory, or memory only), the service (with the
-//! ledger client when `LEDGER_URL` is set), the server on its request thread(s) and the ledger
-//! drain thread; SIGHUP reloads the hot knobs; SIGTERM or SIGINT stops accepting, finishes what
-//! is in flight, stops the drain thread, removes the amnesia directory, and returns (exit 0).
+//! ledger client when `LEDGER_URL` is set, and the durable queue its binary brings), the server
+//! on its request thread(s) and the ledger drain thread; SIGHUP or SIGUSR1 reloads the hot
+//! knobs; SIGTERM or SIGINT stops accepting, finishes what is in flight, keeps draining the
+//! quarantine queue for at most `LEDGER_STOP_DRAIN_S`, logs what is left, stops the drain
+//! thread, removes the amnesia directory, and returns (exit 0).
 //!
 //! The two profiles differ only by a [`Flavor`]: the profile `/version` reports, how many
 //! request threads serve (one, or the macronode's pool), and whether an amnesia directory is
 //! created. Everything else — configuration, keys, ledger, signals, the transport and its
 //! admission control — is the same code.
 //!
-//! The quarantine queue lives in memory only: intents still queued at exit are dropped, and
-//! logged as such. That is safe by construction: a client that did not see its run `emitted`
-//! re-sends the compute, a node recomputes the same run (same run id, same amounts), and the
-//! ledger's idempotency keys answer `dup` for whatever was already paid.
+//! Without a durable queue (the micronode always; the macronode without `STATE_PATH`),
+//! intents still queued at exit are dropped, and logged as such. That is safe by construction:
+//! a client that did not see its run `emitted` re-sends the compute, a node recomputes the same
+//! run (same run id, same amounts), and the ledger's idempotency keys answer `dup` for whatever
+//! was already paid. With one, they stay in the store and the next start drains them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rewarder_core::service::{Artifacts, Config, EgressConfig, Profile, Reload, Service};
+use rewarder_core::service::{Artifacts, Config, EgressConfig, Profile, QueueStore, Reload, Service};
 use rewarder_core::{Limits, SigningKeys};
 
 use crate::amnesia::AmnesiaDir;
@@ -59,9 +62,10 @@ pub struct Signals {
 }
 
 impl Signals {
-    /// Registers SIGTERM and SIGINT (stop) and SIGHUP (reload) as flags.
+    /// Registers SIGTERM and SIGINT (stop) and SIGHUP and SIGUSR1 (reload) as flags. SIGUSR1
+    /// is the runbook's name for a reload; both do the same.
     pub fn register() -> Result<Signals, NodeError> {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
         let stop = Arc::new(AtomicBool::new(false));
         let reload = Arc::new(AtomicBool::new(false));
         let register = |signal, flag: &Arc<AtomicBool>| {
@@ -72,6 +76,7 @@ impl Signals {
         register(SIGTERM, &stop)?;
         register(SIGINT, &stop)?;
         register(SIGHUP, &reload)?;
+        register(SIGUSR1, &reload)?;
         Ok(Signals { stop, reload })
     }
 }
@@ -134,6 +139,9 @@ pub fn reload_source(config: &NodeConfig) -> Arc<dyn Reload> {
 /// Batches the drain thread re-sends per call at most.
 const DRAIN_BATCHES_PER_CALL: usize = 4;
 
+/// How often a stopping node looks whether its queue is empty.
+const STOP_DRAIN_POLL: Duration = Duration::from_millis(20);
+
 /// What differs between the node profiles a process can run; everything else is shared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
@@ -182,16 +190,32 @@ pub struct Node {
     amnesia: Option<Arc<AmnesiaDir>>,
     drain: Option<DrainThread>,
     url: String,
+    /// `LEDGER_STOP_DRAIN_S`.
+    stop_drain: Duration,
 }
 
 impl Node {
     /// Starts a micronode from `config`, bound to `bind` (usually `config.bind_addr`).
     pub fn start(config: &NodeConfig, bind: SocketAddr) -> Result<Node, NodeError> {
-        Node::start_flavor(config, bind, Flavor::Micronode)
+        Node::start_flavor(config, bind, Flavor::Micronode, None)
     }
 
-    /// Starts a node of `flavor` from `config`, bound to `bind`.
-    pub fn start_flavor(config: &NodeConfig, bind: SocketAddr, flavor: Flavor) -> Result<Node, NodeError> {
+    /// Starts a node of `flavor` from `config`, bound to `bind`, keeping its quarantine queue
+    /// in `queue_store` when given (the macronode's `STATE_PATH`): the runs a previous process
+    /// left there are taken back first, and drained once the node serves.
+    pub fn start_flavor(
+        config: &NodeConfig,
+        bind: SocketAddr,
+        flavor: Flavor,
+        queue_store: Option<Arc<dyn QueueStore>>,
+    ) -> Result<Node, NodeError> {
+        if config.state_path.is_some() && queue_store.is_none() {
+            return Err(NodeError::Config(
+                "STATE_PATH: this node keeps no state (the micronode is amnesic); the macronode \
+                 keeps its queue there"
+                    .to_owned(),
+            ));
+        }
         let keys = signing_keys(config)?;
         let tls = match &config.tls {
             Some(files) => Some(tls::server_config(&files.cert, &files.key).map_err(NodeError::Config)?),
@@ -274,6 +298,15 @@ impl Node {
         } else {
             tracing::info!("no LEDGER_URL: compute-only node, every run is a dry run");
         }
+        if let Some(store) = queue_store {
+            service =
+                service.with_queue_store(store).map_err(|e| NodeError::Config(format!("STATE_PATH: {e}")))?;
+            tracing::info!(
+                runs = service.quarantined_runs(),
+                intents = service.quarantine_depth(),
+                "durable queue: runs taken back from STATE_PATH are drained once the node serves"
+            );
+        }
         let service = Arc::new(service);
         let options = ServerOptions {
             workers: flavor.workers(),
@@ -313,7 +346,8 @@ impl Node {
             pq = config.require_pq_on,
             "node ready"
         );
-        Ok(Node { server, service, amnesia, drain, url })
+        let stop_drain = Duration::from_secs(config.ledger.stop_drain_s);
+        Ok(Node { server, service, amnesia, drain, url, stop_drain })
     }
 
     /// `http://IP:PORT` (or `https://`).
@@ -346,15 +380,40 @@ impl Node {
         self.shutdown()
     }
 
-    /// Stops serving, stops the ledger drain thread, and removes the amnesia directory.
+    /// Stops serving, keeps draining the quarantine queue for at most `LEDGER_STOP_DRAIN_S`
+    /// (what a `202` promised is best delivered before the process goes), stops the ledger
+    /// drain thread, says what is left, and removes the amnesia directory.
     pub fn shutdown(mut self) -> Result<(), NodeError> {
         self.server.stop();
         if let Some(mut drain) = self.drain.take() {
+            let until = Instant::now() + self.stop_drain;
+            let (runs, intents) = (self.service.quarantined_runs(), self.service.quarantine_depth());
+            if runs > 0 {
+                tracing::info!(
+                    runs,
+                    intents,
+                    limit_s = self.stop_drain.as_secs(),
+                    "stopping: draining the queue"
+                );
+            }
+            while self.service.quarantined_runs() > 0 && Instant::now() < until {
+                std::thread::sleep(STOP_DRAIN_POLL.min(until.saturating_duration_since(Instant::now())));
+            }
             drain.stop();
-            let left = self.service.quarantine_depth();
-            if left > 0 {
+            let (runs, intents) = (self.service.quarantined_runs(), self.service.quarantine_depth());
+            if runs == 0 {
+                tracing::info!("queue empty at exit");
+            } else if self.service.durable() {
                 tracing::warn!(
-                    intents = left,
+                    runs,
+                    intents,
+                    "queue left in STATE_PATH at exit: the next start on this volume drains it; \
+                     should the volume be lost, a recompute of each epoch settles it"
+                );
+            } else {
+                tracing::warn!(
+                    runs,
+                    intents,
                     "quarantined intents dropped at exit (kept in memory only): clients re-send \
                      their computes; the ledger's keys dedupe"
                 );
@@ -379,16 +438,19 @@ impl Node {
 
 /// `serve`: the configuration from the environment, then a micronode until a signal.
 pub fn serve() -> Result<(), NodeError> {
-    serve_as(|_| Ok(Flavor::Micronode))
+    serve_as(|_| Ok((Flavor::Micronode, None)))
 }
 
 /// `serve` for any profile: signals, the configuration from the environment, logging, then
-/// the node of the flavor `flavor` chooses from that configuration, until a signal.
-pub fn serve_as(flavor: impl FnOnce(&NodeConfig) -> Result<Flavor, NodeError>) -> Result<(), NodeError> {
+/// the node of the flavor `choose` picks from that configuration — with the durable queue it
+/// opens, if any — until a signal.
+pub fn serve_as(
+    choose: impl FnOnce(&NodeConfig) -> Result<(Flavor, Option<Arc<dyn QueueStore>>), NodeError>,
+) -> Result<(), NodeError> {
     let signals = Signals::register()?;
     let config = NodeConfig::from_env().map_err(|e| NodeError::Config(e.to_string()))?;
     init_logging(&config);
-    let flavor = flavor(&config)?;
-    let node = Node::start_flavor(&config, config.bind_addr, flavor)?;
+    let (flavor, queue_store) = choose(&config)?;
+    let node = Node::start_flavor(&config, config.bind_addr, flavor, queue_store)?;
     node.run_until_signalled(&signals)
 }

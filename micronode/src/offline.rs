@@ -16,6 +16,7 @@ pub fn compute(inputs: &[u8], policy: &[u8], tenant: &str, keys: &SigningKeys) -
     let allocations = result::render_allocations(&run);
     let meta = ResultMeta {
         ledger: LedgerReport::DRY_RUN,
+        durable: false,
         compute_ms: started.elapsed().as_secs_f64() * 1e3,
         allocations: Some(&allocations),
     };

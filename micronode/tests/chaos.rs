@@ -463,7 +463,7 @@ fn micronode_killed_mid_emission_and_the_compute_resent_exactly_once() {
 }
 
 #[test]
-fn replay_is_only_dups_and_a_recompute_with_other_inputs_is_409_with_no_intents() {
+fn a_replay_answers_the_record_and_a_recompute_with_other_inputs_is_409_with_no_intents() {
     let sim = Sim::start(&[]);
     let url = sim.url();
     let env = ledger_env(&url, &[]);
@@ -471,11 +471,15 @@ fn replay_is_only_dups_and_a_recompute_with_other_inputs_is_409_with_no_intents(
     let first = compute(&node, "replay", &inputs("replay", 50, 100_000));
     assert_eq!((first.status, status_of(&first)), (200, "emitted".to_owned()));
     let run = RunFacts::of(&first);
+    // A replay of the emitted run answers this node's record and sends nothing.
     let replay = compute(&node, "replay", &inputs("replay", 50, 100_000));
     assert_eq!(replay.status, 200);
-    assert_eq!(replay.json()["ledger"], json!({"status": "emitted", "accepted": 0, "dup": 50, "pending": 0}));
+    assert_eq!(
+        replay.json()["ledger"],
+        json!({"status": "emitted", "accepted": 50, "dup": 0, "pending": 0, "durable": false})
+    );
     let before = sim.stats();
-    assert_eq!(before["results"], json!({"accepted": 50, "dup": 50, "conflict": 0}));
+    assert_eq!(before["results"], json!({"accepted": 50, "dup": 0, "conflict": 0}));
     // Other inputs for the emitted epoch: this node's record refuses it without a call.
     let other = compute(&node, "replay", &inputs("replay", 50, 999_999));
     other.assert_error(409, "epoch_conflict");
@@ -492,8 +496,12 @@ fn replay_is_only_dups_and_a_recompute_with_other_inputs_is_409_with_no_intents(
     let after = sim.stats();
     assert_eq!(after["requests"], before["requests"].as_u64().unwrap() + 1, "one registration, no intents");
     assert_eq!(after["results"], before["results"]);
+    // A fresh node does not know the run was emitted: it sends it again, all dup.
     let replay = compute(&node, "replay", &inputs("replay", 50, 100_000));
-    assert_eq!(replay.json()["ledger"], json!({"status": "emitted", "accepted": 0, "dup": 50, "pending": 0}));
+    assert_eq!(
+        replay.json()["ledger"],
+        json!({"status": "emitted", "accepted": 0, "dup": 50, "pending": 0, "durable": false})
+    );
     assert_exactly_once(&sim.stats(), &[run]);
 }
 
@@ -511,7 +519,7 @@ fn garbage_answers_are_errors_never_success() {
         assert_eq!(reply.status, 202, "{mode}");
         assert_eq!(
             reply.json()["ledger"],
-            json!({"status": "quarantined", "accepted": 0, "dup": 0, "pending": 20}),
+            json!({"status": "quarantined", "accepted": 0, "dup": 0, "pending": 20, "durable": false}),
             "{mode}"
         );
         assert_eq!(metric(&node, "ledger_intents_total{result=\"accepted\"}"), 0.0);

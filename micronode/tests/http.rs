@@ -623,6 +623,19 @@ fn a_bad_config_value_exits_2_naming_the_variable() {
     let out = run_cli(&["serve"], &[("BIND_ADDR", "127.0.0.1:0"), ("SIGNING_KEY_FILE", "/nonexistent/key")]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("SIGNING_KEY_FILE"));
+    // The micronode is amnesic: a durable queue is the macronode's, and nothing is written.
+    let scratch = Scratch::new("state");
+    let state = scratch.path().join("queue.db");
+    let env = [
+        ("BIND_ADDR", "127.0.0.1:0"),
+        ("LEDGER_URL", "http://127.0.0.1:9"),
+        ("STATE_PATH", state.to_str().unwrap()),
+    ];
+    let out = run_cli(&["serve"], &env);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("STATE_PATH") && stderr.contains("amnesic"), "{stderr}");
+    assert!(!state.exists(), "nothing written");
 }
 
 #[test]

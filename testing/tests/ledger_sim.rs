@@ -451,7 +451,10 @@ fn fail_rate_one_answers_503_and_changes_nothing() {
     let stats = sim.stats();
     assert_eq!(
         stats,
-        json!({"results": {"accepted": 0, "dup": 0, "conflict": 0}, "requests": 3, "epochs": [], "keys": 0})
+        json!({
+            "results": {"accepted": 0, "dup": 0, "conflict": 0}, "requests": 3,
+            "calls": {"runs": 1, "intents": 1, "health": 1}, "epochs": [], "keys": 0,
+        })
     );
 }
 

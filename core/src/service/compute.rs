@@ -171,7 +171,7 @@ impl Service {
         };
         let (ledger, allocations) = answer?;
         let status = if ledger.status == LedgerStatus::Quarantined { 202 } else { 200 };
-        let meta = ResultMeta { ledger, compute_ms: stored.compute_ms, allocations };
+        let meta = ResultMeta { ledger, compute_ms: stored.compute_ms, allocations, durable: self.durable() };
         let body = result::render(&stored.run, signatures, &meta);
         Ok(Response { status, content_type: JSON, retry_after_s: None, body })
     }
@@ -218,14 +218,20 @@ impl Service {
     /// The API.md §1.2 body of a stored run.
     fn result_response(&self, stored: &StoredRun, with_allocations: bool) -> Response {
         let allocations = with_allocations.then(|| stored.allocations_json());
-        let meta = ResultMeta { ledger: stored.ledger(), compute_ms: stored.compute_ms, allocations };
+        let meta = ResultMeta {
+            ledger: stored.ledger(),
+            compute_ms: stored.compute_ms,
+            allocations,
+            durable: self.durable(),
+        };
         let body = result::render(&stored.run, stored.signatures(&self.config.keys), &meta);
         Response { status: 200, content_type: JSON, retry_after_s: None, body }
     }
 
     fn latest_run(&self, tenant: &str, epoch: &str) -> Result<Arc<StoredRun>, Error> {
-        lock(&self.runs)
-            .latest(tenant, epoch)
+        let latest = lock(&self.runs).latest(tenant, epoch);
+        latest
+            .or_else(|| self.queued_latest(tenant, epoch))
             .ok_or_else(|| Error::new(Code::UnknownEpoch, "no run of that epoch for this tenant"))
     }
 

@@ -13,7 +13,13 @@
 //!   `accepted` or `dup`. A failed batch is re-sent whole (it may or may not have been applied;
 //!   the keys make that safe); when retries run out, the rest of the run goes to the quarantine
 //!   queue, for which room was reserved before the first intent left, and the background drain
-//!   re-sends it with the same keys.
+//!   re-sends it with the same keys. With a durable store (`durable`), the run is on the
+//!   host's volume before its first request, and a restarted node takes its queue back.
+//! - *Settled means settled*: a compute of a run this node saw emitted answers its record and
+//!   sends nothing, whatever the ledger's state.
+//!
+//! The operator's quarantine-only switch (`LEDGER_QUARANTINE_ONLY`, a hot knob) holds every
+//! intent like a brownout does, but sends nothing at all, health probes included.
 //!
 //! A `conflict` answer (same key, other payload — impossible after a successful registration
 //! unless the ledger or the keys are broken) is never retried: it is counted under
@@ -43,9 +49,11 @@
 //! have all answered and their p95 is within budget.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::Duration;
 
+use super::durable::StoreError;
+use super::durable::{self, Cursor, QueueStore};
 use super::lru::Lru;
 use super::quarantine::{self, Quarantine, QueuedRun};
 use super::store::StoredRun;
@@ -253,11 +261,34 @@ pub(crate) struct Egress {
     lost: Mutex<Lru<String, ()>>,
     /// Held by the one drain running at a time.
     drain: Mutex<()>,
+    /// Where the queue is kept durably (`STATE_PATH`); `None` = in memory only.
+    store: Option<Arc<dyn QueueStore>>,
 }
 
 impl Egress {
     fn degraded(&self) -> bool {
         lock(&self.brownout).degraded
+    }
+
+    /// Records that the ledger answered a kept run up to `progress` (of `total` intents):
+    /// moves its cursor, or deletes it once every intent is answered. A failure is the host's
+    /// to log and harmless here: a lagging row only makes the drain re-send what the ledger
+    /// answers `dup` (module docs of `durable`).
+    fn keep_progress(&self, run_id: &str, total: usize, progress: LedgerReport) {
+        let Some(store) = &self.store else { return };
+        let _ = if progress.status == LedgerStatus::Emitted {
+            store.remove(run_id)
+        } else {
+            let next = (total as u64).saturating_sub(progress.pending);
+            store.advance(run_id, Cursor { next, accepted: progress.accepted, dup: progress.dup })
+        };
+    }
+
+    /// Deletes a kept run (its epoch belongs to another run); failures as above.
+    fn forget(&self, run_id: &str) {
+        if let Some(store) = &self.store {
+            let _ = store.remove(run_id);
+        }
     }
 }
 
@@ -267,6 +298,14 @@ fn claim_key(tenant: &str, epoch: &str) -> String {
     key.push('\0');
     key.push_str(epoch);
     key
+}
+
+/// Forgets that `run_id` claimed the epoch of `key`, unless another run holds the claim now.
+fn release_claim(egress: &Egress, key: &str, run_id: &str) {
+    let mut claims = lock(&egress.claims);
+    if claims.get(key).is_some_and(|h| h == run_id) {
+        claims.remove(key);
+    }
 }
 
 /// Room held in the queue for a run in egress, given back when dropped.
@@ -369,8 +408,65 @@ impl Service {
             claims: Mutex::new(Lru::new(CLAIMS_MAX, usize::MAX)),
             lost: Mutex::new(Lru::new(LOST_RUNS_MAX, usize::MAX)),
             drain: Mutex::new(()),
+            store: None,
         });
         self
+    }
+
+    /// Keeps the quarantine queue durably in `store` (API.md §4.1), and first takes back every
+    /// run the store holds — queued by an earlier process of this node — with its cursor: the
+    /// drain registers each again and sends what it still owes, with the same keys, and
+    /// `GET /rewarder/epochs/{epoch}` answers its progress meanwhile. Call it after
+    /// [`Service::with_ledger`]; `Err` when there is no ledger, the store cannot be read, or a
+    /// record is damaged (a host stops rather than drop a promise silently).
+    pub fn with_queue_store(mut self, store: Arc<dyn QueueStore>) -> Result<Service, StoreError> {
+        let rows = store.load()?;
+        let Some(egress) = self.egress.as_mut() else {
+            return Err(StoreError("a durable queue needs a ledger (LEDGER_URL)".to_owned()));
+        };
+        for row in rows {
+            let stored =
+                durable::decode(&row.record).map_err(|e| StoreError(format!("run {}: {e}", row.run_id)))?;
+            let m = stored.run.manifest();
+            if m.run_id != row.run_id {
+                return Err(StoreError(format!("run {}: the record holds run {}", row.run_id, m.run_id)));
+            }
+            let next = usize::try_from(row.cursor.next).unwrap_or(usize::MAX);
+            // Registered again before anything is sent: the registration may be what the
+            // ledger lost, and registering the same run twice is answered 200.
+            let entry = QueuedRun {
+                run: Arc::clone(&stored),
+                registered: false,
+                next: next.min(quarantine::payees(&stored)),
+                accepted: row.cursor.accepted,
+                dup: row.cursor.dup,
+            };
+            let (report, new) = egress.queue.get_mut().unwrap_or_else(PoisonError::into_inner).push(entry);
+            stored.set_ledger(report);
+            let key = claim_key(&m.tenant, &m.epoch);
+            egress.claims.get_mut().unwrap_or_else(PoisonError::into_inner).insert(key, m.run_id.clone(), 1);
+            let runs = self.runs.get_mut().unwrap_or_else(PoisonError::into_inner);
+            if new {
+                // The queue's pin, as for a run queued while serving (see `quarantine`).
+                runs.pin(&stored);
+            } else {
+                runs.insert(stored);
+            }
+        }
+        let depth = egress.queue.get_mut().unwrap_or_else(PoisonError::into_inner).depth();
+        self.metrics.set_quarantine_queue_depth(depth as u64);
+        egress.store = Some(store);
+        Ok(self)
+    }
+
+    /// Whether the quarantine queue is kept durably (`ledger.durable` of every non-dry answer).
+    pub fn durable(&self) -> bool {
+        self.egress.as_ref().is_some_and(|e| e.store.is_some())
+    }
+
+    /// Runs waiting in the quarantine queue (0 without a ledger).
+    pub fn quarantined_runs(&self) -> u64 {
+        self.egress.as_ref().map_or(0, |e| lock(&e.queue).len() as u64)
     }
 
     /// Whether a ledger is attached.
@@ -401,6 +497,12 @@ impl Service {
             stored.set_ledger(report);
             return Ok(report);
         }
+        // A run this node saw emitted is settled: its record answers, and nothing is sent (in
+        // brownout too), since every key of it is already held by the ledger.
+        let recorded = stored.ledger();
+        if recorded.status == LedgerStatus::Emitted {
+            return Ok(recorded);
+        }
         let key = claim_key(&m.tenant, &m.epoch);
         let holder = lock(&egress.claims).get(&key).cloned();
         if let Some(holder) = holder.filter(|h| *h != m.run_id) {
@@ -416,9 +518,19 @@ impl Service {
         lock(&self.runs).pin(stored);
         let _pin = RunPin { service: self, run: stored };
         lock(&egress.claims).insert(key.clone(), m.run_id.clone(), 1);
+        // Durable acceptance: the registration and every intent are on the volume before the
+        // first ledger request, so before any answer (a 202 above all) and before a crash
+        // could lose them mid-run.
+        if let Some(store) = &egress.store
+            && let Err(e) = store.insert(&durable::durable_run(stored, Cursor::default()))
+        {
+            release_claim(egress, &key, &m.run_id);
+            return Err(Error::new(Code::NotReady, format!("the durable queue refused the run: {e}"))
+                .with_detail("retry_after", 1));
+        }
         let mut entry =
             QueuedRun { run: Arc::clone(stored), registered: false, next: 0, accepted: 0, dup: 0 };
-        if egress.degraded() {
+        if self.holding(egress) {
             return Ok(self.quarantine(egress, reservation, entry));
         }
 
@@ -426,11 +538,8 @@ impl Service {
         match self.attempts(egress, || egress.ledger.register_run(&m.tenant, &m.epoch, &body)) {
             Ok(Registration::Created | Registration::Same) => entry.registered = true,
             Ok(Registration::Conflict) => {
-                let mut claims = lock(&egress.claims);
-                if claims.get(&key).is_some_and(|h| *h == m.run_id) {
-                    claims.remove(&key);
-                }
-                drop(claims);
+                release_claim(egress, &key, &m.run_id);
+                egress.forget(&m.run_id);
                 return Err(self.epoch_conflict(stored, None));
             }
             Err(_) => return Ok(self.quarantine(egress, reservation, entry)),
@@ -438,7 +547,7 @@ impl Service {
 
         let mut conflicts = 0;
         while entry.next < n {
-            if egress.degraded() {
+            if self.holding(egress) {
                 return Ok(self.quarantine(egress, reservation, entry));
             }
             let to = n.min(entry.next + egress.config.batch_max);
@@ -455,6 +564,7 @@ impl Service {
                     entry.dup += t.dup;
                     conflicts += t.conflicts;
                     entry.next = to;
+                    egress.keep_progress(&m.run_id, n, entry.report());
                 }
                 Err(e) => {
                     self.metrics.ledger_intents(IntentResult::Error, batch.len() as u64);
@@ -472,6 +582,10 @@ impl Service {
             dup: entry.dup,
             pending: 0,
         };
+        if n == 0 {
+            // No batch moved the cursor: the registration alone settled the run.
+            egress.keep_progress(&m.run_id, n, report);
+        }
         stored.set_ledger(report);
         if conflicts > 0 {
             return Err(self.ledger_conflicts(conflicts));
@@ -491,7 +605,7 @@ impl Service {
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
             Err(TryLockError::WouldBlock) => return report,
         };
-        if egress.degraded() {
+        if egress.degraded() && !self.hot().ledger_quarantine_only {
             report.probed = true;
             let started = self.clock.monotonic();
             let healthy = egress.ledger.health();
@@ -508,7 +622,7 @@ impl Service {
             }
         }
         let mut budget = budget;
-        while budget > 0 && !egress.degraded() {
+        while budget > 0 && !self.holding(egress) {
             let Some(entry) = lock(&egress.queue).front() else { break };
             if !self.drain_one(egress, &entry, &mut budget, &mut report) {
                 break;
@@ -546,6 +660,9 @@ impl Service {
                     queue.mark_registered(&m.run_id, true);
                     if let Some(progress) = queue.advance(&m.run_id, entry.next, entry.next, 0, 0) {
                         drop(queue);
+                        if progress.status == LedgerStatus::Emitted {
+                            egress.keep_progress(&m.run_id, entry.total(), progress);
+                        }
                         self.record_progress(stored, progress, report);
                     }
                     return true;
@@ -555,12 +672,8 @@ impl Service {
                     if removed.is_some() {
                         lock(&self.runs).unpin(stored);
                     }
-                    let mut claims = lock(&egress.claims);
-                    let key = claim_key(&m.tenant, &m.epoch);
-                    if claims.get(&key).is_some_and(|h| *h == m.run_id) {
-                        claims.remove(&key);
-                    }
-                    drop(claims);
+                    egress.forget(&m.run_id);
+                    release_claim(egress, &claim_key(&m.tenant, &m.epoch), &m.run_id);
                     lock(&egress.lost).insert(m.run_id.clone(), (), 1);
                     report.lost_runs += 1;
                     return true;
@@ -575,6 +688,7 @@ impl Service {
             // Registered with nothing left (cannot stay queued, but never send an empty batch).
             let progress = lock(&egress.queue).advance(&m.run_id, entry.next, entry.next, 0, 0);
             if let Some(progress) = progress {
+                egress.keep_progress(&m.run_id, entry.total(), progress);
                 self.record_progress(stored, progress, report);
             }
             return true;
@@ -598,6 +712,7 @@ impl Service {
                 }
                 let progress = lock(&egress.queue).advance(&m.run_id, entry.next, to, t.accepted, t.dup);
                 if let Some(progress) = progress {
+                    egress.keep_progress(&m.run_id, entry.total(), progress);
                     self.record_progress(stored, progress, report);
                 }
                 true
@@ -625,6 +740,14 @@ impl Service {
         }
     }
 
+    /// The queued run with that id, for its tenant: a run taken back from the durable queue at
+    /// start answers from there while it drains.
+    pub(crate) fn queued_run(&self, tenant: &str, run_id: &str) -> Option<Arc<StoredRun>> {
+        let egress = self.egress.as_ref()?;
+        let run = lock(&egress.queue).get(run_id)?;
+        (run.run.manifest().tenant == tenant).then_some(run)
+    }
+
     /// Whether another run beat this one to its epoch at the ledger (its result is `409`).
     pub(crate) fn lost_epoch(&self, run_id: &str) -> bool {
         self.egress.as_ref().is_some_and(|e| lock(&e.lost).get(run_id).is_some())
@@ -632,6 +755,21 @@ impl Service {
 
     fn queued_report(&self, egress: &Egress, run_id: &str) -> Option<LedgerReport> {
         lock(&egress.queue).report(run_id)
+    }
+
+    /// Whether intents are held back: brownout, or the operator's quarantine-only switch
+    /// (`LEDGER_QUARANTINE_ONLY`, for drills and incidents).
+    fn holding(&self, egress: &Egress) -> bool {
+        egress.degraded() || self.hot().ledger_quarantine_only
+    }
+
+    /// The queued run of the tenant's epoch, if the claim of that epoch names one: a run whose
+    /// result the runs store evicted, or one taken back from the durable queue at start, still
+    /// answers `GET /rewarder/epochs/{epoch}` while it drains.
+    pub(crate) fn queued_latest(&self, tenant: &str, epoch: &str) -> Option<Arc<StoredRun>> {
+        let egress = self.egress.as_ref()?;
+        let run_id = lock(&egress.claims).get(&claim_key(tenant, epoch)).cloned()?;
+        self.queued_run(tenant, &run_id)
     }
 
     /// Queues the rest of a run, turning its reservation into queued intents.
@@ -753,6 +891,7 @@ mod tests {
 
     use super::*;
     use crate::inputs::Limits;
+    use crate::service::durable::DurableRun;
     use crate::service::ledger::LedgerErrorKind;
     use crate::service::{Artifacts, Clock, Config, HotKnobs, Profile, Reload, Request, Response};
     use crate::sign::SigningKeys;
@@ -785,9 +924,66 @@ mod tests {
             true
         }
     }
-    impl Reload for Host {
+
+    /// A reload source that refuses.
+    struct Refuses;
+    impl Reload for Refuses {
         fn hot_knobs(&self) -> Result<HotKnobs, String> {
             Err("fixed".into())
+        }
+    }
+
+    /// The hot knobs a reload finds: an operator's file, set by the test.
+    struct Knobs(Mutex<HotKnobs>);
+    impl Reload for Knobs {
+        fn hot_knobs(&self) -> Result<HotKnobs, String> {
+            Ok(*self.0.lock().unwrap())
+        }
+    }
+
+    /// A durable queue in memory: rows survive a "restart" (a new service on the same store).
+    #[derive(Default)]
+    struct MemStore {
+        rows: Mutex<Vec<DurableRun>>,
+        /// Ledger requests made before each insert (durable before the first one).
+        ledger_calls_at_insert: Mutex<Vec<usize>>,
+        ledger: Mutex<Option<Arc<FakeLedger>>>,
+        refuse: std::sync::atomic::AtomicBool,
+    }
+
+    impl MemStore {
+        fn rows(&self) -> Vec<DurableRun> {
+            self.rows.lock().unwrap().clone()
+        }
+    }
+
+    impl QueueStore for MemStore {
+        fn load(&self) -> Result<Vec<DurableRun>, StoreError> {
+            Ok(self.rows())
+        }
+        fn insert(&self, run: &DurableRun) -> Result<(), StoreError> {
+            if self.refuse.load(Ordering::SeqCst) {
+                return Err(StoreError("disk full".into()));
+            }
+            if let Some(l) = &*self.ledger.lock().unwrap() {
+                let s = l.state();
+                self.ledger_calls_at_insert.lock().unwrap().push(s.registrations as usize + s.batches.len());
+            }
+            let mut rows = self.rows.lock().unwrap();
+            if !rows.iter().any(|r| r.run_id == run.run_id) {
+                rows.push(run.clone());
+            }
+            Ok(())
+        }
+        fn advance(&self, run_id: &str, cursor: Cursor) -> Result<(), StoreError> {
+            for r in self.rows.lock().unwrap().iter_mut().filter(|r| r.run_id == run_id) {
+                r.cursor = cursor;
+            }
+            Ok(())
+        }
+        fn remove(&self, run_id: &str) -> Result<(), StoreError> {
+            self.rows.lock().unwrap().retain(|r| r.run_id != run_id);
+            Ok(())
         }
     }
 
@@ -941,23 +1137,17 @@ mod tests {
         clock: Arc<FakeClock>,
         ledger: Arc<FakeLedger>,
         pacer: Arc<FakePacer>,
+        knobs: Arc<Knobs>,
+        egress: EgressConfig,
+        store: Option<Arc<MemStore>>,
     }
 
     fn config() -> EgressConfig {
         EgressConfig { batch_max: 2, window: Duration::from_secs(2), ..EgressConfig::default() }
     }
 
-    fn node(egress: EgressConfig) -> Node {
-        node_with(egress, 64)
-    }
-
-    /// A node keeping at most `runs_max` runs.
-    fn node_with(egress: EgressConfig, runs_max: usize) -> Node {
-        let clock = Arc::new(FakeClock::default());
-        clock.advance(Duration::from_secs(100));
-        let ledger = Arc::new(FakeLedger { clock: Arc::clone(&clock), state: Mutex::default() });
-        let pacer = Arc::new(FakePacer { clock: Arc::clone(&clock), pauses: Mutex::default() });
-        let config = Config {
+    fn service_config(runs_max: usize) -> Config {
+        Config {
             profile: Profile::Micronode,
             auth_keys: None,
             limits: Limits::UNBOUNDED,
@@ -971,13 +1161,37 @@ mod tests {
             keys: SigningKeys::from_seeds(&[3; 32], None),
             hot: HotKnobs { tenant_rps_max: 1_000_000, ..HotKnobs::default() },
             features: Vec::new(),
-        };
-        let service = Service::new(config, clock.clone(), Arc::new(Host), Arc::new(Host)).with_ledger(
+        }
+    }
+
+    fn node(egress: EgressConfig) -> Node {
+        node_with(egress, 64)
+    }
+
+    /// A node keeping at most `runs_max` runs.
+    fn node_with(egress: EgressConfig, runs_max: usize) -> Node {
+        let clock = Arc::new(FakeClock::default());
+        clock.advance(Duration::from_secs(100));
+        let ledger = Arc::new(FakeLedger { clock: Arc::clone(&clock), state: Mutex::default() });
+        let pacer = Arc::new(FakePacer { clock: Arc::clone(&clock), pauses: Mutex::default() });
+        let config = service_config(runs_max);
+        let knobs = Arc::new(Knobs(Mutex::new(config.hot)));
+        let service = Service::new(config, clock.clone(), Arc::new(Host), knobs.clone()).with_ledger(
             ledger.clone(),
             pacer.clone(),
             egress,
         );
-        Node { service, clock, ledger, pacer }
+        Node { service, clock, ledger, pacer, knobs, egress, store: None }
+    }
+
+    /// A node keeping its queue in a fresh [`MemStore`].
+    fn durable_node(egress: EgressConfig) -> Node {
+        let mut n = node(egress);
+        let store = Arc::new(MemStore::default());
+        *store.ledger.lock().unwrap() = Some(n.ledger.clone());
+        n.service = n.service.with_queue_store(store.clone()).unwrap();
+        n.store = Some(store);
+        n
     }
 
     struct Answer {
@@ -986,6 +1200,33 @@ mod tests {
     }
 
     impl Node {
+        /// The same node after a crash: a new service (nothing in memory) on the same store,
+        /// ledger and clock.
+        fn restart(&self) -> Node {
+            let store = self.store.clone().expect("a durable node");
+            let config = service_config(64);
+            let knobs = Arc::new(Knobs(Mutex::new(config.hot)));
+            let service = Service::new(config, self.clock.clone(), Arc::new(Host), knobs.clone())
+                .with_ledger(self.ledger.clone(), self.pacer.clone(), self.egress)
+                .with_queue_store(store.clone())
+                .unwrap();
+            Node {
+                service,
+                clock: self.clock.clone(),
+                ledger: self.ledger.clone(),
+                pacer: self.pacer.clone(),
+                knobs,
+                egress: self.egress,
+                store: Some(store),
+            }
+        }
+
+        /// Sets the quarantine-only switch and reloads, as an operator would.
+        fn quarantine_only(&self, on: bool) {
+            self.knobs.0.lock().unwrap().ledger_quarantine_only = on;
+            assert!(self.service.reload_now().unwrap().ledger_quarantine_only == on);
+        }
+
         fn call(&self, method: &str, url: &str, body: &[u8]) -> Answer {
             let r: Response =
                 self.service.handle(&Request { method, url, authorization: None, body, corr_id: "test" });
@@ -1337,14 +1578,149 @@ mod tests {
     }
 
     #[test]
-    fn a_replay_of_an_emitted_run_is_200_with_only_dups() {
+    fn a_replay_of_an_emitted_run_answers_its_record_and_sends_nothing_even_in_brownout() {
         let n = node(config());
         assert_eq!(ledger_of(&n.compute("e1", 1_000_000, 3, false)), ("emitted", 3, 0, 0));
         let replay = n.compute("e1", 1_000_000, 3, false);
-        assert_eq!((replay.status, ledger_of(&replay)), (200, ("emitted", 0, 3, 0)));
+        assert_eq!((replay.status, ledger_of(&replay)), (200, ("emitted", 3, 0, 0)));
         assert_eq!(n.metric("reward_runs_total{status=\"cached\"}"), 1);
+        // A brownout (another run met a dead ledger), then the replay again: still 200.
+        n.ledger.state().down = true;
+        assert_eq!(n.compute("e2", 1_000_000, 3, false).status, 202);
+        assert_eq!(n.metric("ledger_degraded"), 1);
+        n.ledger.state().down = false;
+        let calls = n.metric("ledger_egress_latency_seconds_count");
+        let replay = n.compute("e1", 1_000_000, 3, false);
+        assert_eq!((replay.status, ledger_of(&replay)), (200, ("emitted", 3, 0, 0)));
+        assert_eq!(n.metric("ledger_egress_latency_seconds_count"), calls, "not one ledger request");
+        assert_eq!(n.service.quarantine_depth(), 3, "nothing queued again");
         let s = n.ledger.state();
-        assert_eq!((s.accepted, s.dup, s.registrations), (3, 3, 2));
+        assert_eq!((s.accepted, s.dup, s.registrations), (3, 0, 1));
+    }
+
+    #[test]
+    fn durable_acceptance_keeps_the_run_before_any_request_and_deletes_it_once_emitted() {
+        let n = durable_node(EgressConfig { failures_to_degrade: 100, ..config() });
+        let store = n.store.clone().unwrap();
+        // Registration and batch 1 answer; batch 2 fails on all three attempts.
+        let fail = Some(Fault::Fail(LedgerErrorKind::Server));
+        n.ledger.state().script.extend([None, None, fail, fail, fail]);
+        let a = n.compute("e1", 1_000_000, 5, false);
+        assert_eq!((a.status, ledger_of(&a)), (202, ("quarantined", 2, 0, 3)));
+        assert_eq!(a.json["ledger"]["durable"], true);
+        assert_eq!(*store.ledger_calls_at_insert.lock().unwrap(), vec![0], "kept before the first request");
+        let rows = store.rows();
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].tenant.as_str(), rows[0].epoch.as_str(), rows[0].payees), ("default", "e1", 5));
+        assert_eq!(rows[0].cursor, Cursor { next: 2, accepted: 2, dup: 0 }, "the cursor follows batch 1");
+        n.drain_all(250 * MS);
+        assert!(store.rows().is_empty(), "deleted once every intent is answered");
+        // A healthy run is kept, then deleted within the same compute.
+        let b = n.compute("e2", 1_000_000, 3, false);
+        assert_eq!(
+            (b.status, ledger_of(&b), &b.json["ledger"]["durable"]),
+            (200, ("emitted", 3, 0, 0), &Value::Bool(true))
+        );
+        assert_eq!(store.ledger_calls_at_insert.lock().unwrap().len(), 2);
+        assert!(store.rows().is_empty());
+        // A dry run carries no `durable`; a node without a store says false.
+        assert!(n.compute("e3", 1_000_000, 3, true).json["ledger"].get("durable").is_none());
+        assert_eq!(node(config()).compute("e1", 1_000_000, 3, false).json["ledger"]["durable"], false);
+    }
+
+    #[test]
+    fn a_restarted_node_drains_what_its_store_kept_from_the_cursor_and_answers_its_progress() {
+        let n = durable_node(EgressConfig { failures_to_degrade: 100, ..config() });
+        let fail = Some(Fault::Fail(LedgerErrorKind::Server));
+        n.ledger.state().script.extend([None, None, fail, fail, fail]);
+        let a = n.compute("e1", 1_000_000, 5, false);
+        assert_eq!(a.status, 202);
+        n.ledger.state().down = true;
+        assert_eq!(n.compute("e2", 1_000_000, 3, false).status, 202);
+        // The process dies; a new one knows only its store. No client computes anything.
+        let m = n.restart();
+        drop(n);
+        assert_eq!(m.service.quarantine_depth(), 6);
+        let g = m.call("GET", "/rewarder/epochs/e1", b"");
+        assert_eq!((g.status, ledger_of(&g)), (200, ("quarantined", 2, 0, 3)), "progress from the record");
+        assert_eq!(g.json["manifest_digest"], a.json["manifest_digest"]);
+        assert_eq!(g.json["allocations"], a.json["allocations"], "the payees survive, not only the counts");
+        assert_eq!(m.call("GET", "/rewarder/epochs/e1/proof/acct:a004", b"").status, 200);
+        assert_eq!(ledger_of(&m.call("GET", "/rewarder/epochs/e2", b"")), ("quarantined", 0, 0, 3));
+        m.ledger.state().down = false;
+        m.drain_all(250 * MS);
+        for (epoch, accepted) in [("e1", 5), ("e2", 3)] {
+            let g = m.call("GET", &format!("/rewarder/epochs/{epoch}"), b"");
+            assert_eq!(ledger_of(&g), ("emitted", accepted, 0, 0), "{epoch}");
+        }
+        let s = m.ledger.state();
+        assert_eq!((s.accepted, s.dup, s.conflict), (8, 0, 0), "exactly once, sent from the cursor");
+        drop(s);
+        assert!(m.store.as_ref().unwrap().rows().is_empty());
+        // The recovered claim still refuses another run of the epoch.
+        assert_eq!(m.compute("e1", 2_000_000, 5, false).status, 409);
+    }
+
+    #[test]
+    fn a_store_that_refuses_the_run_answers_503_and_sends_nothing() {
+        let n = durable_node(config());
+        n.store.as_ref().unwrap().refuse.store(true, Ordering::SeqCst);
+        let a = n.compute("e1", 1_000_000, 3, false);
+        assert_eq!((a.status, a.json["error"]["code"].as_str()), (503, Some("not_ready")));
+        assert_eq!(n.ledger.state().registrations, 0);
+        assert_eq!(n.service.quarantine_depth(), 0);
+        n.store.as_ref().unwrap().refuse.store(false, Ordering::SeqCst);
+        assert_eq!(n.compute("e1", 1_000_000, 3, false).status, 200, "the claim was given back");
+    }
+
+    #[test]
+    fn a_damaged_record_stops_the_start_and_a_store_needs_a_ledger() {
+        let store = Arc::new(MemStore::default());
+        let row = DurableRun {
+            run_id: "b3:x".into(),
+            tenant: "default".into(),
+            epoch: "e1".into(),
+            payees: 1,
+            cursor: Cursor::default(),
+            record: b"RWQ1garbage".to_vec(),
+        };
+        store.rows.lock().unwrap().push(row);
+        let n = node(config());
+        let e = n.service.with_queue_store(store.clone()).err().expect("refused");
+        assert!(e.0.contains("damaged"), "{e}");
+        let bare = Service::new(
+            service_config(64),
+            Arc::new(FakeClock::default()),
+            Arc::new(Host),
+            Arc::new(Refuses),
+        );
+        assert!(bare.with_queue_store(Arc::new(MemStore::default())).is_err());
+    }
+
+    #[test]
+    fn the_quarantine_only_switch_holds_every_intent_until_it_is_turned_off() {
+        let n = node(config());
+        n.quarantine_only(true);
+        assert_eq!(n.metric("ledger_quarantine_only"), 1);
+        let ready = n.call("GET", "/readyz", b"");
+        assert_eq!((ready.status, &ready.json["ledger_quarantine_only"]), (200, &Value::Bool(true)));
+        assert_eq!(ready.json["details"], serde_json::json!(["ledger_quarantine_only"]));
+        let a = n.compute("e1", 1_000_000, 3, false);
+        assert_eq!((a.status, ledger_of(&a)), (202, ("quarantined", 0, 0, 3)));
+        for _ in 0..3 {
+            let r = n.service.drain_quarantine(100);
+            assert!(!r.probed && !r.progressed() && r.queue_depth == 3, "{r:?}");
+            n.clock.advance(250 * MS);
+        }
+        let s = n.ledger.state();
+        assert_eq!((s.registrations, s.batches.len(), s.probes), (0, 0, 0), "no ledger traffic at all");
+        drop(s);
+        assert_eq!(n.metric("ledger_degraded"), 0, "a switch, not a brownout");
+        n.quarantine_only(false);
+        n.drain_all(250 * MS);
+        assert_eq!(ledger_of(&n.call("GET", "/rewarder/epochs/e1", b"")), ("emitted", 3, 0, 0));
+        assert_eq!(n.metric("ledger_quarantine_only"), 0);
+        assert_eq!(n.call("GET", "/readyz", b"").json["details"], serde_json::json!([]));
     }
 
     #[test]

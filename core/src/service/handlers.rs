@@ -54,7 +54,12 @@ pub(crate) fn version_body(config: &Config, auth_on: bool) -> Vec<u8> {
 
 /// The knobs as JSON.
 pub(crate) fn knobs_json(k: HotKnobs) -> Value {
-    json!({"tenant_rps_max": k.tenant_rps_max, "max_inflight": k.max_inflight, "work_queue_max": k.work_queue_max})
+    json!({
+        "tenant_rps_max": k.tenant_rps_max,
+        "max_inflight": k.max_inflight,
+        "work_queue_max": k.work_queue_max,
+        "ledger_quarantine_only": k.ledger_quarantine_only,
+    })
 }
 
 /// The tenant of an admitted request (every endpoint with a scope has a principal).
@@ -104,18 +109,26 @@ impl Service {
     /// `503 {"ready":false,"degraded":true,"missing":[…],"retry_after"}`.
     ///
     /// A ledger in brownout (API.md §4) keeps the node ready — it still computes and queues —
-    /// and is reported as `degraded`, `ledger_degraded` and the detail `"ledger_degraded"`.
+    /// and is reported as `degraded`, `ledger_degraded` and the detail `"ledger_degraded"`;
+    /// the operator's quarantine-only switch likewise, as `ledger_quarantine_only` and the
+    /// detail `"ledger_quarantine_only"`.
     fn readyz(&self) -> Response {
         let missing = lock(&self.missing).clone();
         let ledger_degraded = self.metrics.ledger_degraded();
+        let quarantine_only = self.metrics.ledger_quarantine_only();
         if missing.is_empty() {
-            let details: &[&str] = if ledger_degraded { &["ledger_degraded"] } else { &[] };
+            let details: Vec<&str> =
+                [(ledger_degraded, "ledger_degraded"), (quarantine_only, "ledger_quarantine_only")]
+                    .into_iter()
+                    .filter_map(|(on, name)| on.then_some(name))
+                    .collect();
             return json_response(
                 200,
                 &json!({
                     "ready": true,
-                    "degraded": ledger_degraded,
+                    "degraded": ledger_degraded || quarantine_only,
                     "ledger_degraded": ledger_degraded,
+                    "ledger_quarantine_only": quarantine_only,
                     "details": details,
                     "profile": self.config.profile.as_str(),
                 }),

@@ -13,8 +13,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::Profile;
 use super::router::ROUTE_LABELS;
+use super::{HotKnobs, Profile};
 
 /// How a compute request ended (`reward_runs_total{status}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,6 +231,7 @@ pub struct Metrics {
     quarantine_depth: AtomicU64,
     queue_depth: AtomicU64,
     work_queue_max: AtomicU64,
+    ledger_quarantine_only: AtomicBool,
     rejected: Vec<AtomicU64>,
     http: Vec<AtomicU64>,
     amnesia_spill: AtomicU64,
@@ -258,6 +259,7 @@ impl Metrics {
             quarantine_depth: AtomicU64::new(0),
             queue_depth: AtomicU64::new(0),
             work_queue_max: AtomicU64::new(0),
+            ledger_quarantine_only: AtomicBool::new(false),
             rejected: counters(Rejection::ALL.len()),
             http: counters(HTTP_SLOTS),
             amnesia_spill: AtomicU64::new(0),
@@ -269,10 +271,17 @@ impl Metrics {
         self.queue_depth.store(depth, Ordering::Relaxed);
     }
 
-    /// Sets `work_queue_max`: the `WORK_QUEUE_MAX` in force, so alerts can compare
-    /// `queue_depth` with it (the service sets it at start and on every accepted reload).
-    pub(crate) fn set_work_queue_max(&self, max: u32) {
-        self.work_queue_max.store(u64::from(max), Ordering::Relaxed);
+    /// Sets the gauges of the hot knobs in force (the service does at start and on every
+    /// accepted reload): `work_queue_max`, so alerts can compare `queue_depth` with it, and
+    /// `ledger_quarantine_only`, so a forgotten switch shows.
+    pub(crate) fn set_hot(&self, knobs: &HotKnobs) {
+        self.work_queue_max.store(u64::from(knobs.work_queue_max), Ordering::Relaxed);
+        self.ledger_quarantine_only.store(knobs.ledger_quarantine_only, Ordering::Relaxed);
+    }
+
+    /// Whether the operator's quarantine-only switch is on (`/readyz` reports it too).
+    pub(crate) fn ledger_quarantine_only(&self) -> bool {
+        self.ledger_quarantine_only.load(Ordering::Relaxed)
     }
 
     /// Counts one shed request under `rejected_total{reason}`.
@@ -372,6 +381,13 @@ impl Metrics {
         sample(&mut out, "ledger_egress_errors_total", load(&self.egress_errors));
         header(&mut out, "ledger_degraded", "1 while the ledger is in brownout (quarantine-only).", "gauge");
         sample(&mut out, "ledger_degraded", u64::from(self.ledger_degraded()));
+        header(
+            &mut out,
+            "ledger_quarantine_only",
+            "1 while the operator's switch holds every intent in the queue (LEDGER_QUARANTINE_ONLY).",
+            "gauge",
+        );
+        sample(&mut out, "ledger_quarantine_only", u64::from(self.ledger_quarantine_only()));
         header(&mut out, "quarantine_queue_depth", "Intents waiting to be re-sent.", "gauge");
         sample(&mut out, "quarantine_queue_depth", load(&self.quarantine_depth));
         header(&mut out, "queue_depth", "Requests waiting in the work queue.", "gauge");
@@ -418,7 +434,7 @@ impl Metrics {
 mod tests {
     use super::*;
 
-    const NAMES: [&str; 15] = [
+    const NAMES: [&str; 16] = [
         "reward_compute_latency_seconds",
         "reward_runs_total",
         "reward_invariant_fail_total",
@@ -426,6 +442,7 @@ mod tests {
         "ledger_egress_latency_seconds",
         "ledger_egress_errors_total",
         "ledger_degraded",
+        "ledger_quarantine_only",
         "quarantine_queue_depth",
         "queue_depth",
         "work_queue_max",
@@ -474,7 +491,7 @@ mod tests {
         m.run(RunStatus::InvariantViolation);
         m.set_ledger_degraded(true);
         m.set_queue_depth(7);
-        m.set_work_queue_max(4096);
+        m.set_hot(&HotKnobs::default());
         m.amnesia_spill();
         let text = m.render(2);
         assert!(

@@ -20,6 +20,7 @@ use crate::sign::SigningKeys;
 
 pub mod auth;
 mod compute;
+pub mod durable;
 pub mod egress;
 mod fair;
 mod handlers;
@@ -32,6 +33,7 @@ mod rate;
 pub mod router;
 mod store;
 
+pub use durable::{Cursor, DurableRun, QueueStore, StoreError};
 pub use egress::{DrainReport, EgressConfig};
 pub use ledger::{
     Intent, IntentOutcome, Ledger, LedgerError, LedgerErrorKind, Pacer, Registration, RunRegistration,
@@ -186,11 +188,19 @@ pub struct HotKnobs {
     pub max_inflight: u32,
     /// `WORK_QUEUE_MAX`: the pool's queue bound (read by the macronode's dispatcher).
     pub work_queue_max: u32,
+    /// `LEDGER_QUARANTINE_ONLY`: the operator's switch that queues intents without sending
+    /// any (drills, incidents); `/readyz` and the `ledger_quarantine_only` gauge show it.
+    pub ledger_quarantine_only: bool,
 }
 
 impl Default for HotKnobs {
     fn default() -> Self {
-        HotKnobs { tenant_rps_max: 100, max_inflight: 512, work_queue_max: 4096 }
+        HotKnobs {
+            tenant_rps_max: 100,
+            max_inflight: 512,
+            work_queue_max: 4096,
+            ledger_quarantine_only: false,
+        }
     }
 }
 
@@ -289,7 +299,7 @@ impl Service {
         let keyring = config.auth_keys.take().map(auth::Keyring::new);
         let version_body = handlers::version_body(&config, keyring.is_some());
         let metrics = Metrics::new(config.profile);
-        metrics.set_work_queue_max(config.hot.work_queue_max);
+        metrics.set_hot(&config.hot);
         Service {
             keyring,
             hot: RwLock::new(config.hot),
@@ -422,7 +432,7 @@ impl Service {
         let knobs = self.reload.hot_knobs()?;
         let mut hot = self.hot.write().unwrap_or_else(PoisonError::into_inner);
         *hot = knobs;
-        self.metrics.set_work_queue_max(knobs.work_queue_max);
+        self.metrics.set_hot(&knobs);
         Ok(knobs)
     }
 

@@ -10,10 +10,11 @@
 //!
 //! Admission reserves room for a whole run before its first intent leaves (see
 //! [`Quarantine::reserve`]), so a run whose retries run out always finds room for the rest
-//! of its intents: nothing admitted is ever dropped for lack of room. The queue lives in
-//! memory only; on the micronode it is lost on restart by design (amnesia), which is safe
-//! because a client re-sending the compute recomputes the same run and the ledger's keys
-//! dedupe whatever had already been paid.
+//! of its intents: nothing admitted is ever dropped for lack of room. The queue itself lives in
+//! memory; a host with a durable store (`STATE_PATH`, the macronode) keeps each run beside it
+//! (`durable`), so a restart takes the queue back. Without one (the micronode, by design:
+//! amnesia) it is lost on restart, which is safe because a client re-sending the compute
+//! recomputes the same run and the ledger's keys dedupe whatever had already been paid.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -118,7 +119,6 @@ impl Quarantine {
     }
 
     /// The queued run with that id.
-    #[cfg(test)]
     pub(crate) fn get(&self, run_id: &str) -> Option<Arc<StoredRun>> {
         self.entries.get(run_id).map(|e| Arc::clone(&e.run))
     }

@@ -256,7 +256,12 @@ struct FakeReload;
 
 impl Reload for FakeReload {
     fn hot_knobs(&self) -> Result<HotKnobs, String> {
-        Ok(HotKnobs { tenant_rps_max: 1_000_000, max_inflight: 4, work_queue_max: 16 })
+        Ok(HotKnobs {
+            tenant_rps_max: 1_000_000,
+            max_inflight: 4,
+            work_queue_max: 16,
+            ledger_quarantine_only: false,
+        })
     }
 }
 
@@ -286,7 +291,12 @@ fn service(auth_on: bool) -> Service {
         tenant_store_max_bytes: None,
         tenant_runs_max: None,
         keys: SigningKeys::from_seeds(&[7; 32], None),
-        hot: HotKnobs { tenant_rps_max: 1_000_000, max_inflight: 4, work_queue_max: 16 },
+        hot: HotKnobs {
+            tenant_rps_max: 1_000_000,
+            max_inflight: 4,
+            work_queue_max: 16,
+            ledger_quarantine_only: false,
+        },
         features: vec!["gzip"],
     };
     Service::new(

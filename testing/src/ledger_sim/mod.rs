@@ -40,9 +40,11 @@
 //! # Stats
 //!
 //! `GET /v1/stats` answers
-//! `{"results":{"accepted":n,"dup":n,"conflict":n},"requests":n,"epochs":[…],"keys":n}` where
-//! `results` counts the verdicts this process gave (applied requests only), `requests` counts
-//! every call this process received except `GET /v1/stats` (faulted ones included), and
+//! `{"results":{"accepted":n,"dup":n,"conflict":n},"requests":n,"calls":{"runs":n,"intents":n,"health":n},"epochs":[…],"keys":n}`
+//! where `results` counts the verdicts this process gave (applied requests only), `requests`
+//! counts every call this process received except `GET /v1/stats` (faulted ones included),
+//! `calls` splits them by route (`PUT /v1/runs/…`, `POST /v1/intents`, `GET /v1/health`: a
+//! test tells a node's health probes from its payouts), and
 //! `epochs` (sorted by tenant then epoch) and `keys` are the ledger state, which a journal
 //! carries across restarts. Each epoch is
 //! `{"tenant","epoch","run_id","manifest_digest","payout_total_minor","payees","total_minor","intents"}`
@@ -209,6 +211,7 @@ pub fn start(config: Config) -> Result<LedgerSim, StartError> {
         config,
         started: Instant::now(),
         requests: AtomicU64::new(0),
+        calls: Default::default(),
         core: Mutex::new(Core { ledger, journal, accepted: 0, dup: 0, conflict: 0 }),
     });
     let control = Arc::new(Control::default());
@@ -295,8 +298,13 @@ struct Sim {
     started: Instant,
     rng: Mutex<SplitMix64>,
     requests: AtomicU64,
+    /// Calls by route, in [`ROUTES`] order.
+    calls: [AtomicU64; 3],
     core: Mutex<Core>,
 }
+
+/// The routes `calls` counts (first path segment after `/v1/`).
+const ROUTES: [&str; 3] = ["runs", "intents", "health"];
 
 /// The faults drawn for one call.
 struct Draw {
@@ -326,6 +334,7 @@ impl Sim {
         json!({
             "results": {"accepted": core.accepted, "dup": core.dup, "conflict": core.conflict},
             "requests": self.requests.load(Ordering::SeqCst),
+            "calls": ROUTES.iter().zip(&self.calls).map(|(r, c)| (r.to_string(), json!(c.load(Ordering::SeqCst)))).collect::<serde_json::Map<_, _>>(),
             "epochs": core.ledger.epochs_json(),
             "keys": core.ledger.key_count(),
         })
@@ -516,6 +525,11 @@ impl http::Handler for Sim {
             };
         }
         self.requests.fetch_add(1, Ordering::SeqCst);
+        if let ["v1", route, ..] = segments.as_slice()
+            && let Some(i) = ROUTES.iter().position(|r| r == route)
+        {
+            self.calls[i].fetch_add(1, Ordering::SeqCst);
+        }
         if self.is_down() {
             return Reply::Drop;
         }
@@ -598,6 +612,7 @@ mod tests {
             started: Instant::now(),
             rng: Mutex::new(SplitMix64::new(seed)),
             requests: AtomicU64::new(0),
+            calls: Default::default(),
             core: Mutex::new(Core {
                 ledger: Ledger::default(),
                 journal: None,

@@ -11,7 +11,8 @@
 //! 16777216), `LEDGER_QUARANTINE_MAX` (intents the ledger quarantine queue holds
 //! before new non-dry runs are refused `503 overloaded`, default 100000) and `LEDGER_CA_FILE`
 //! (PEM certificates to trust for an `https://` `LEDGER_URL` instead of the Mozilla roots),
-//! and `HOT_KNOBS_FILE` (see [`FileReload`]).
+//! and `HOT_KNOBS_FILE` (see [`FileReload`]), and `TRACE_SAMPLE` (the share of requests traced,
+//! a fraction from 0 to 1, default 0.01; hot, see [`crate::trace`]).
 //!
 //! `CONCURRENCY_COMPUTE_WORKERS` is read here for every node and used by the macronode only
 //! (the micronode and the embedded node serve on one request thread).
@@ -138,6 +139,8 @@ pub struct NodeConfig {
     /// `HOT_KNOBS_FILE` (transport extension): where SIGHUP and `POST /rewarder/admin/reload`
     /// read the hot knobs from, over the environment; `None` = the environment only.
     pub hot_knobs_file: Option<PathBuf>,
+    /// `TRACE_SAMPLE` in millionths (transport extension, hot): the share of requests traced.
+    pub trace_sample_ppm: u32,
 }
 
 /// The default `BIND_ADDR`.
@@ -151,7 +154,7 @@ pub const COMPUTE_WORKERS_MAX: usize = 1024;
 /// Largest `HOT_KNOBS_FILE` read (three `KEY=VALUE` lines and comments fit many times over).
 pub const HOT_KNOBS_FILE_BYTES_MAX: u64 = 64 * 1024;
 /// The variables a hot-knobs file may set: exactly the knobs a reload changes (API.md §5).
-pub const HOT_KNOB_VARS: [&str; 3] = ["TENANT_RPS_MAX", "MAX_INFLIGHT", "WORK_QUEUE_MAX"];
+pub const HOT_KNOB_VARS: [&str; 4] = ["TENANT_RPS_MAX", "MAX_INFLIGHT", "WORK_QUEUE_MAX", "TRACE_SAMPLE"];
 
 impl NodeConfig {
     /// The configuration from the process environment.
@@ -239,6 +242,7 @@ impl NodeConfig {
                 .map(|_| env.number("CONCURRENCY_COMPUTE_WORKERS", 1, 1, COMPUTE_WORKERS_MAX))
                 .transpose()?,
             hot_knobs_file: env.get("HOT_KNOBS_FILE").map(PathBuf::from),
+            trace_sample_ppm: trace_sample(&env)?,
         })
     }
 }
@@ -249,9 +253,14 @@ impl NodeConfig {
 pub struct EnvReload;
 
 impl rewarder_core::service::Reload for EnvReload {
+    /// Also applies `TRACE_SAMPLE` when every value is good.
     fn hot_knobs(&self) -> Result<HotKnobs, String> {
         let lookup = |name: &str| std::env::var(name).ok();
-        hot_knobs(&Env(&lookup)).map_err(|e| e.to_string())
+        let env = Env(&lookup);
+        let (knobs, sample) = (hot_knobs(&env), trace_sample(&env));
+        let (knobs, sample) = (knobs.map_err(|e| e.to_string())?, sample.map_err(|e| e.to_string())?);
+        crate::trace::set_sample_ppm(sample);
+        Ok(knobs)
     }
 }
 
@@ -285,6 +294,11 @@ impl FileReload {
 
     /// The hot knobs the file and the environment give now.
     pub fn read(&self) -> Result<HotKnobs, ConfigError> {
+        self.read_with_trace_sample().map(|(knobs, _)| knobs)
+    }
+
+    /// The hot knobs and `TRACE_SAMPLE` (millionths) the file and the environment give now.
+    pub fn read_with_trace_sample(&self) -> Result<(HotKnobs, u32), ConfigError> {
         let bad =
             |reason: String| ConfigError::new("HOT_KNOBS_FILE", format!("{}: {reason}", self.path.display()));
         let text = read_bounded(&self.path, HOT_KNOBS_FILE_BYTES_MAX).map_err(|e| bad(e.to_string()))?;
@@ -292,13 +306,17 @@ impl FileReload {
         let lookup = |name: &str| {
             file.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).or_else(|| std::env::var(name).ok())
         };
-        hot_knobs(&Env(&lookup))
+        let env = Env(&lookup);
+        Ok((hot_knobs(&env)?, trace_sample(&env)?))
     }
 }
 
 impl rewarder_core::service::Reload for FileReload {
+    /// Also applies `TRACE_SAMPLE` when every value is good.
     fn hot_knobs(&self) -> Result<HotKnobs, String> {
-        self.read().map_err(|e| e.to_string())
+        let (knobs, sample) = self.read_with_trace_sample().map_err(|e| e.to_string())?;
+        crate::trace::set_sample_ppm(sample);
+        Ok(knobs)
     }
 }
 
@@ -349,6 +367,22 @@ fn hot_knobs(env: &Env<'_>) -> Result<HotKnobs, ConfigError> {
         max_inflight: env.number("MAX_INFLIGHT", default.max_inflight, 1, u32::MAX)?,
         work_queue_max: env.number("WORK_QUEUE_MAX", default.work_queue_max, 1, u32::MAX)?,
     })
+}
+
+/// `TRACE_SAMPLE`: a fraction of requests from 0 to 1 (`0`, `0.25`, `1`), in millionths.
+fn trace_sample(env: &Env<'_>) -> Result<u32, ConfigError> {
+    let Some(raw) = env.get("TRACE_SAMPLE") else { return Ok(crate::trace::TRACE_SAMPLE_DEFAULT_PPM) };
+    let bad =
+        || ConfigError::new("TRACE_SAMPLE", format!("{raw:?}: expected a fraction from 0 to 1, e.g. 0.05"));
+    let text = raw.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(bad());
+    }
+    let share: f64 = text.parse().map_err(|_| bad())?;
+    if !(0.0..=1.0).contains(&share) {
+        return Err(bad());
+    }
+    Ok((share * f64::from(crate::trace::TRACE_SAMPLE_ONE_PPM)).round() as u32)
 }
 
 /// A variable lookup where empty means unset.
@@ -558,6 +592,20 @@ mod tests {
         std::fs::write(&path, vec![b'#'; HOT_KNOBS_FILE_BYTES_MAX as usize + 1]).unwrap();
         assert!(reload.read().unwrap_err().reason.contains("larger than"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn trace_sample_is_a_fraction_in_millionths() {
+        assert_eq!(config(&[]).unwrap().trace_sample_ppm, crate::trace::TRACE_SAMPLE_DEFAULT_PPM);
+        for (raw, ppm) in
+            [("0", 0), ("1", 1_000_000), ("0.25", 250_000), (" .5 ", 500_000), ("1.0", 1_000_000)]
+        {
+            assert_eq!(config(&[("TRACE_SAMPLE", raw)]).unwrap().trace_sample_ppm, ppm, "{raw}");
+        }
+        for bad in ["-0.1", "1.5", "x", "1e-3", "NaN", "inf", "."] {
+            assert_eq!(config(&[("TRACE_SAMPLE", bad)]).unwrap_err().var, "TRACE_SAMPLE", "{bad}");
+        }
+        assert!(parse_knobs_file("TRACE_SAMPLE=0.5").is_ok(), "TRACE_SAMPLE is hot");
     }
 
     #[test]

@@ -8,6 +8,11 @@
 //! shedding, and — later — the ledger client). Each metric's `# TYPE` line appears exactly
 //! once, and unlabelled series and the enumerable label values are always present, at 0 until
 //! something happens.
+//!
+//! The `process_*` series (Prometheus' client conventions: resident memory, CPU seconds, open
+//! and maximum file descriptors, start time) are the host's: core reads no `/proc`. A host
+//! that can measure its process passes a [`ProcessProbe`] to the service, whose samples are
+//! appended to the exposition; without one they are absent.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -121,6 +126,28 @@ impl IntentResult {
             IntentResult::Quarantined => "quarantined",
         }
     }
+}
+
+/// What the host process measured of itself, for the `process_*` series.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProcessStats {
+    /// `process_resident_memory_bytes`: resident set size.
+    pub resident_memory_bytes: u64,
+    /// `process_cpu_seconds_total`: user plus system CPU time.
+    pub cpu_seconds: f64,
+    /// `process_open_fds`: file descriptors open now.
+    pub open_fds: u64,
+    /// `process_max_fds`: the soft limit on open file descriptors.
+    pub max_fds: u64,
+    /// `process_start_time_seconds`: when the process started, in Unix seconds.
+    pub start_time_seconds: f64,
+}
+
+/// Measures the host's process when `/metrics` is rendered (the micronode reads
+/// `/proc/self`). `None` leaves the `process_*` series out of that exposition.
+pub trait ProcessProbe: Send + Sync {
+    /// The process now.
+    fn sample(&self) -> Option<ProcessStats>;
 }
 
 /// HTTP statuses counted under their own `code` label; any other is counted as `other`.
@@ -347,8 +374,9 @@ impl Metrics {
         self.compute_latency.observe(elapsed);
     }
 
-    /// The Prometheus text exposition; `inflight` is the in-flight gauge's current value.
-    pub(crate) fn render(&self, inflight: u32) -> String {
+    /// The Prometheus text exposition; `inflight` is the in-flight gauge's current value,
+    /// `process` what the host measured of its process (appended when present).
+    pub(crate) fn render(&self, inflight: u32, process: Option<&ProcessStats>) -> String {
         let mut out = String::with_capacity(8192);
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
 
@@ -410,8 +438,30 @@ impl Metrics {
             self.version,
             self.profile.as_str()
         );
+        if let Some(p) = process {
+            render_process(&mut out, p);
+        }
         out
     }
+}
+
+/// The `process_*` series, named and typed as Prometheus' client libraries do.
+fn render_process(out: &mut String, p: &ProcessStats) {
+    header(out, "process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", "counter");
+    let _ = writeln!(out, "process_cpu_seconds_total {}", p.cpu_seconds);
+    header(out, "process_resident_memory_bytes", "Resident memory size in bytes.", "gauge");
+    sample(out, "process_resident_memory_bytes", p.resident_memory_bytes);
+    header(out, "process_open_fds", "Number of open file descriptors.", "gauge");
+    sample(out, "process_open_fds", p.open_fds);
+    header(out, "process_max_fds", "Maximum number of open file descriptors.", "gauge");
+    sample(out, "process_max_fds", p.max_fds);
+    header(
+        out,
+        "process_start_time_seconds",
+        "Start time of the process since unix epoch in seconds.",
+        "gauge",
+    );
+    let _ = writeln!(out, "process_start_time_seconds {}", p.start_time_seconds);
 }
 
 #[cfg(test)]
@@ -438,7 +488,7 @@ mod tests {
 
     #[test]
     fn every_contract_name_has_exactly_one_type_line() {
-        let text = Metrics::new(Profile::Micronode).render(0);
+        let text = Metrics::new(Profile::Micronode).render(0, None);
         for name in NAMES {
             let n = text.lines().filter(|l| l.starts_with(&format!("# TYPE {name} "))).count();
             assert_eq!(n, 1, "{name}");
@@ -446,6 +496,33 @@ mod tests {
         assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE ")).count(), NAMES.len());
         assert!(text.contains("build_info{version=\""));
         assert!(text.contains("profile=\"micronode\"} 1"));
+        assert!(!text.contains("process_"), "no probe, no process series");
+    }
+
+    #[test]
+    fn process_series_follow_the_prometheus_conventions() {
+        let stats = ProcessStats {
+            resident_memory_bytes: 5 << 20,
+            cpu_seconds: 1.25,
+            open_fds: 12,
+            max_fds: 1024,
+            start_time_seconds: 1_800_000_000.5,
+        };
+        let text = Metrics::new(Profile::Macronode).render(0, Some(&stats));
+        for (name, kind) in [
+            ("process_cpu_seconds_total", "counter"),
+            ("process_resident_memory_bytes", "gauge"),
+            ("process_open_fds", "gauge"),
+            ("process_max_fds", "gauge"),
+            ("process_start_time_seconds", "gauge"),
+        ] {
+            assert_eq!(text.matches(&format!("# TYPE {name} {kind}\n")).count(), 1, "{name}");
+        }
+        assert!(text.contains("process_cpu_seconds_total 1.25\n"));
+        assert!(text.contains("process_resident_memory_bytes 5242880\n"));
+        assert!(text.contains("process_open_fds 12\n"));
+        assert!(text.contains("process_max_fds 1024\n"));
+        assert!(text.contains("process_start_time_seconds 1800000000.5\n"));
     }
 
     #[test]
@@ -454,7 +531,7 @@ mod tests {
         m.observe_compute(Duration::from_micros(300));
         m.observe_compute(Duration::from_millis(3));
         m.observe_compute(Duration::from_secs(60));
-        let text = m.render(0);
+        let text = m.render(0, None);
         assert!(text.contains("reward_compute_latency_seconds_bucket{le=\"0.0005\"} 1\n"));
         assert!(text.contains("reward_compute_latency_seconds_bucket{le=\"0.005\"} 2\n"));
         assert!(text.contains("reward_compute_latency_seconds_bucket{le=\"10\"} 2\n"));
@@ -476,7 +553,7 @@ mod tests {
         m.set_queue_depth(7);
         m.set_work_queue_max(4096);
         m.amnesia_spill();
-        let text = m.render(2);
+        let text = m.render(2, None);
         assert!(
             text.contains("http_requests_total{route=\"/rewarder/epochs/{epoch}/compute\",code=\"200\"} 1\n")
         );

@@ -498,7 +498,7 @@ fn the_same_request_is_the_same_run() {
     let text = n.metrics();
     assert_eq!(metric(&text, "reward_runs_total{status=\"ok\"}"), 1);
     assert_eq!(metric(&text, "reward_runs_total{status=\"cached\"}"), 1);
-    assert_eq!(metric(&text, "reward_compute_latency_seconds_count"), 1);
+    assert_eq!(metric(&text, "reward_compute_latency_seconds_count{scale=\"S\"}"), 1);
     assert_eq!(metric(&text, "reward_invariant_fail_total"), 0);
 }
 

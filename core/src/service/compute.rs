@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::metrics::RunStatus;
+use super::metrics::{RunStatus, Scale};
 use super::store::StoredRun;
 use super::{JSON, Response, Service, lock};
 use crate::commit;
@@ -216,7 +216,7 @@ impl Service {
         let run = span.in_scope(|| Run::compute(inputs, policy, tenant));
         let elapsed = self.clock.monotonic().saturating_sub(started);
         let run = run.inspect_err(|e| self.count_failed_run(e))?;
-        self.metrics.observe_compute(elapsed);
+        self.metrics.observe_compute(Scale::of(inputs.actor_count()), elapsed);
         self.metrics.run(RunStatus::Ok);
         Ok(Arc::new(StoredRun::new(run, elapsed.as_secs_f64() * 1000.0)))
     }

@@ -150,6 +150,42 @@ pub trait ProcessProbe: Send + Sync {
     fn sample(&self) -> Option<ProcessStats>;
 }
 
+/// The size class of an epoch (`reward_compute_latency_seconds{scale}`), after the reference
+/// scales of PERFORMANCE.md by actor count: `S` up to 1,000 actors, `M` up to 10,000, `L`
+/// beyond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scale {
+    /// At most [`Scale::S_ACTORS_MAX`] actors.
+    S,
+    /// At most [`Scale::M_ACTORS_MAX`] actors.
+    M,
+    /// More.
+    L,
+}
+
+impl Scale {
+    const ALL: [Scale; 3] = [Scale::S, Scale::M, Scale::L];
+    const S_ACTORS_MAX: usize = 1_000;
+    const M_ACTORS_MAX: usize = 10_000;
+
+    /// The class of an epoch of `actors` actors.
+    pub(crate) fn of(actors: usize) -> Scale {
+        match actors {
+            0..=Scale::S_ACTORS_MAX => Scale::S,
+            0..=Scale::M_ACTORS_MAX => Scale::M,
+            _ => Scale::L,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Scale::S => "S",
+            Scale::M => "M",
+            Scale::L => "L",
+        }
+    }
+}
+
 /// HTTP statuses counted under their own `code` label; any other is counted as `other`.
 const STATUSES: [u16; 21] =
     [200, 201, 202, 204, 400, 401, 403, 404, 405, 408, 409, 413, 414, 415, 422, 429, 431, 500, 501, 503, 504];
@@ -219,15 +255,24 @@ impl Histogram {
 
     fn render(&self, out: &mut String, name: &str, help: &str) {
         header(out, name, help, "histogram");
+        self.render_series(out, name, "");
+    }
+
+    /// The series without the header; `labels` (`key="value",`, comma last) precede `le`.
+    fn render_series(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0u64;
         for (i, c) in self.counts.iter().enumerate() {
             cumulative += c.load(Ordering::Relaxed);
             let le = self.bounds.get(i).map_or("+Inf", |(label, _)| label);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+            let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{le}\"}} {cumulative}");
         }
         let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-        let _ = writeln!(out, "{name}_sum {sum}");
-        let _ = writeln!(out, "{name}_count {}", self.count.load(Ordering::Relaxed));
+        let (open, close) = match labels.strip_suffix(',') {
+            Some(inner) => (format!("{{{inner}"), "}"),
+            None => (String::new(), ""),
+        };
+        let _ = writeln!(out, "{name}_sum{open}{close} {sum}");
+        let _ = writeln!(out, "{name}_count{open}{close} {}", self.count.load(Ordering::Relaxed));
     }
 }
 
@@ -248,7 +293,8 @@ fn counters(n: usize) -> Vec<AtomicU64> {
 pub struct Metrics {
     version: &'static str,
     profile: Profile,
-    compute_latency: Histogram,
+    /// One histogram per [`Scale`], in `Scale::ALL` order.
+    compute_latency: Vec<Histogram>,
     runs: Vec<AtomicU64>,
     invariant_fail: AtomicU64,
     intents: Vec<AtomicU64>,
@@ -275,7 +321,7 @@ impl Metrics {
         Metrics {
             version: env!("CARGO_PKG_VERSION"),
             profile,
-            compute_latency: Histogram::new(&COMPUTE_BUCKETS),
+            compute_latency: Scale::ALL.iter().map(|_| Histogram::new(&COMPUTE_BUCKETS)).collect(),
             runs: counters(RunStatus::ALL.len()),
             invariant_fail: AtomicU64::new(0),
             intents: counters(IntentResult::ALL.len()),
@@ -369,9 +415,10 @@ impl Metrics {
         self.invariant_fail.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Observes one computed run's latency (`reward_compute_latency_seconds`).
-    pub(crate) fn observe_compute(&self, elapsed: Duration) {
-        self.compute_latency.observe(elapsed);
+    /// Observes one computed run's latency (`reward_compute_latency_seconds{scale}`).
+    pub(crate) fn observe_compute(&self, scale: Scale, elapsed: Duration) {
+        let i = Scale::ALL.iter().position(|s| *s == scale).unwrap_or(0);
+        self.compute_latency[i].observe(elapsed);
     }
 
     /// The Prometheus text exposition; `inflight` is the in-flight gauge's current value,
@@ -380,11 +427,11 @@ impl Metrics {
         let mut out = String::with_capacity(8192);
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
 
-        self.compute_latency.render(
-            &mut out,
-            "reward_compute_latency_seconds",
-            "Time to compute and commit a run.",
-        );
+        let name = "reward_compute_latency_seconds";
+        header(&mut out, name, "Time to compute and commit a run, by epoch scale.", "histogram");
+        for (scale, histogram) in Scale::ALL.iter().zip(&self.compute_latency) {
+            histogram.render_series(&mut out, name, &format!("scale=\"{}\",", scale.as_str()));
+        }
         header(&mut out, "reward_runs_total", "Compute requests by outcome.", "counter");
         for (s, c) in RunStatus::ALL.iter().zip(&self.runs) {
             let _ = writeln!(out, "reward_runs_total{{status=\"{}\"}} {}", s.as_str(), load(c));
@@ -528,16 +575,23 @@ mod tests {
     #[test]
     fn histograms_are_cumulative_with_sum_and_count() {
         let m = Metrics::new(Profile::Macronode);
-        m.observe_compute(Duration::from_micros(300));
-        m.observe_compute(Duration::from_millis(3));
-        m.observe_compute(Duration::from_secs(60));
+        m.observe_compute(Scale::M, Duration::from_micros(300));
+        m.observe_compute(Scale::M, Duration::from_millis(3));
+        m.observe_compute(Scale::M, Duration::from_secs(60));
+        m.observe_compute(Scale::L, Duration::from_millis(3));
         let text = m.render(0, None);
-        assert!(text.contains("reward_compute_latency_seconds_bucket{le=\"0.0005\"} 1\n"));
-        assert!(text.contains("reward_compute_latency_seconds_bucket{le=\"0.005\"} 2\n"));
-        assert!(text.contains("reward_compute_latency_seconds_bucket{le=\"10\"} 2\n"));
-        assert!(text.contains("reward_compute_latency_seconds_bucket{le=\"+Inf\"} 3\n"));
-        assert!(text.contains("reward_compute_latency_seconds_count 3\n"));
-        assert!(text.contains("reward_compute_latency_seconds_sum 60.0033\n"));
+        let h = "reward_compute_latency_seconds";
+        assert!(text.contains(&format!("{h}_bucket{{scale=\"M\",le=\"0.0005\"}} 1\n")));
+        assert!(text.contains(&format!("{h}_bucket{{scale=\"M\",le=\"0.005\"}} 2\n")));
+        assert!(text.contains(&format!("{h}_bucket{{scale=\"M\",le=\"10\"}} 2\n")));
+        assert!(text.contains(&format!("{h}_bucket{{scale=\"M\",le=\"+Inf\"}} 3\n")));
+        assert!(text.contains(&format!("{h}_count{{scale=\"M\"}} 3\n")));
+        assert!(text.contains(&format!("{h}_sum{{scale=\"M\"}} 60.0033\n")));
+        assert!(text.contains(&format!("{h}_count{{scale=\"L\"}} 1\n")));
+        assert!(text.contains(&format!("{h}_count{{scale=\"S\"}} 0\n")), "every scale is always present");
+        assert!(text.contains("ledger_egress_latency_seconds_count 0\n"));
+        assert_eq!((Scale::of(0), Scale::of(1_000), Scale::of(1_001)), (Scale::S, Scale::S, Scale::M));
+        assert_eq!((Scale::of(10_000), Scale::of(10_001)), (Scale::M, Scale::L));
     }
 
     #[test]

@@ -170,10 +170,12 @@ impl Scale {
 
     /// The class of an epoch of `actors` actors.
     pub(crate) fn of(actors: usize) -> Scale {
-        match actors {
-            0..=Scale::S_ACTORS_MAX => Scale::S,
-            0..=Scale::M_ACTORS_MAX => Scale::M,
-            _ => Scale::L,
+        if actors <= Scale::S_ACTORS_MAX {
+            Scale::S
+        } else if actors <= Scale::M_ACTORS_MAX {
+            Scale::M
+        } else {
+            Scale::L
         }
     }
 

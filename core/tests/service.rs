@@ -296,7 +296,9 @@ fn readyz_reports_missing_components_and_a_degraded_ledger() {
         json!({"ready": false, "degraded": true, "missing": ["amnesia_dir"], "retry_after": 1})
     );
     assert!(!n.service.ready());
+    assert!(n.metrics().contains("\nready 0\n"), "the ready gauge follows /readyz");
     n.service.mark_missing("amnesia_dir", false);
+    assert!(n.metrics().contains("\nready 1\n"));
     n.service.metrics().set_ledger_degraded(true);
     let r = n.get("/readyz", None);
     assert_eq!(r.status(), 200);
@@ -805,7 +807,7 @@ fn reload_swaps_knobs_or_keeps_the_old_ones() {
 // ---------------------------------------------------------------------------------------------
 // Metrics
 
-const METRIC_NAMES: [&str; 15] = [
+const METRIC_NAMES: [&str; 16] = [
     "reward_compute_latency_seconds",
     "reward_runs_total",
     "reward_invariant_fail_total",
@@ -816,6 +818,7 @@ const METRIC_NAMES: [&str; 15] = [
     "quarantine_queue_depth",
     "queue_depth",
     "work_queue_max",
+    "ready",
     "inflight",
     "rejected_total",
     "http_requests_total",

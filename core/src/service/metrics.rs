@@ -424,8 +424,9 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition; `inflight` is the in-flight gauge's current value,
-    /// `process` what the host measured of its process (appended when present).
-    pub(crate) fn render(&self, inflight: u32, process: Option<&ProcessStats>) -> String {
+    /// `ready` whether `/readyz` answers 200, `process` what the host measured of its process
+    /// (appended when present).
+    pub(crate) fn render(&self, inflight: u32, ready: bool, process: Option<&ProcessStats>) -> String {
         let mut out = String::with_capacity(8192);
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
 
@@ -455,6 +456,8 @@ impl Metrics {
         sample(&mut out, "queue_depth", load(&self.queue_depth));
         header(&mut out, "work_queue_max", "The work queue bound in force (WORK_QUEUE_MAX).", "gauge");
         sample(&mut out, "work_queue_max", load(&self.work_queue_max));
+        header(&mut out, "ready", "1 while /readyz answers 200, else 0.", "gauge");
+        sample(&mut out, "ready", u64::from(ready));
         header(&mut out, "inflight", "Computes in flight.", "gauge");
         sample(&mut out, "inflight", u64::from(inflight));
         header(&mut out, "rejected_total", "Requests shed, by reason.", "counter");
@@ -517,7 +520,7 @@ fn render_process(out: &mut String, p: &ProcessStats) {
 mod tests {
     use super::*;
 
-    const NAMES: [&str; 15] = [
+    const NAMES: [&str; 16] = [
         "reward_compute_latency_seconds",
         "reward_runs_total",
         "reward_invariant_fail_total",
@@ -528,6 +531,7 @@ mod tests {
         "quarantine_queue_depth",
         "queue_depth",
         "work_queue_max",
+        "ready",
         "inflight",
         "rejected_total",
         "http_requests_total",
@@ -537,7 +541,7 @@ mod tests {
 
     #[test]
     fn every_contract_name_has_exactly_one_type_line() {
-        let text = Metrics::new(Profile::Micronode).render(0, None);
+        let text = Metrics::new(Profile::Micronode).render(0, true, None);
         for name in NAMES {
             let n = text.lines().filter(|l| l.starts_with(&format!("# TYPE {name} "))).count();
             assert_eq!(n, 1, "{name}");
@@ -557,7 +561,7 @@ mod tests {
             max_fds: 1024,
             start_time_seconds: 1_800_000_000.5,
         };
-        let text = Metrics::new(Profile::Macronode).render(0, Some(&stats));
+        let text = Metrics::new(Profile::Macronode).render(0, true, Some(&stats));
         for (name, kind) in [
             ("process_cpu_seconds_total", "counter"),
             ("process_resident_memory_bytes", "gauge"),
@@ -581,7 +585,7 @@ mod tests {
         m.observe_compute(Scale::M, Duration::from_millis(3));
         m.observe_compute(Scale::M, Duration::from_secs(60));
         m.observe_compute(Scale::L, Duration::from_millis(3));
-        let text = m.render(0, None);
+        let text = m.render(0, true, None);
         let h = "reward_compute_latency_seconds";
         assert!(text.contains(&format!("{h}_bucket{{scale=\"M\",le=\"0.0005\"}} 1\n")));
         assert!(text.contains(&format!("{h}_bucket{{scale=\"M\",le=\"0.005\"}} 2\n")));
@@ -609,7 +613,7 @@ mod tests {
         m.set_queue_depth(7);
         m.set_work_queue_max(4096);
         m.amnesia_spill();
-        let text = m.render(2, None);
+        let text = m.render(2, false, None);
         assert!(
             text.contains("http_requests_total{route=\"/rewarder/epochs/{epoch}/compute\",code=\"200\"} 1\n")
         );
@@ -624,6 +628,7 @@ mod tests {
         assert!(text.contains("queue_depth 7\n"));
         assert!(text.contains("work_queue_max 4096\n"));
         assert!(text.contains("inflight 2\n"));
+        assert!(text.contains("\nready 0\n"));
         assert!(text.contains("amnesia_spill_total 1\n"));
     }
 }

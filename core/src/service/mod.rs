@@ -414,7 +414,7 @@ impl Service {
     /// The Prometheus text exposition (what `GET /metrics` answers).
     pub fn metrics_text(&self) -> String {
         let process = self.process.as_ref().and_then(|p| p.sample());
-        self.metrics.render(self.gate.current(), process.as_ref())
+        self.metrics.render(self.gate.current(), self.ready(), process.as_ref())
     }
 
     /// The hot knobs in force (the macronode's dispatcher reads `work_queue_max` here).

@@ -58,7 +58,7 @@ for path, cm in docs.get("ConfigMap", []):
                 line = line.strip()
                 if line and not line.startswith("#"):
                     name = line.split("=", 1)[0].strip()
-                    if name not in {"TENANT_RPS_MAX", "MAX_INFLIGHT", "WORK_QUEUE_MAX"}:
+                    if name not in {"TENANT_RPS_MAX", "MAX_INFLIGHT", "WORK_QUEUE_MAX", "TRACE_SAMPLE"}:
                         errors.append(f"{path}: {key}: {name} is not a hot knob")
         elif key not in knobs:
             errors.append(f"{path}: {key} is not a knob the node reads")

@@ -92,10 +92,8 @@ def quantile(q, by="scale"):
 
 
 def share(code):
-    return (
-        f'sum(rate(http_requests_total{{{SEL},code="{code}"}}[$__rate_interval]))'
-        f" / sum(rate(http_requests_total{{{SEL}}}[$__rate_interval]))"
-    )
+    total = f"sum(rate(http_requests_total{{{SEL}}}[$__rate_interval]))"
+    return f'(sum(rate(http_requests_total{{{SEL},code="{code}"}}[$__rate_interval])) or 0 * {total}) / {total}'
 
 
 ROWS = [

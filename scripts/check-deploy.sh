@@ -1,20 +1,78 @@
 #!/usr/bin/env bash
-# Checks what a fleet deploys (deploy/): the Prometheus alert rules compile and pass their unit
-# tests (promtool), and the Kubernetes manifests parse and keep the properties the fleet relies
-# on (probes, graceful termination that fits the queue's drain, the durable queue on the pod's
-# claim, non-root read-only container, resources, knob names).
-# Installs promtool (Debian package `prometheus`) when missing; safe to run repeatedly.
+# Checks what a fleet deploys (deploy/): the Prometheus rules compile and pass their unit tests
+# (promtool); the Alertmanager configuration loads and routes every alert of the rules to the
+# receiver its severity names (amtool); the Kubernetes manifests validate against the schemas of
+# Kubernetes $K8S_VERSION (kubernetes-validate, offline, strict), the kustomization builds, and
+# the manifests keep the properties the fleet relies on (probes, graceful termination that fits
+# the queue's drain, the durable queue on the pod's claim, non-root read-only container,
+# resources, knob names). The Grafana dashboard is the output of its generator. Tools come from
+# scripts/setup.sh; safe to run repeatedly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v promtool >/dev/null 2>&1; then
-  bash scripts/setup.sh prometheus
+# The oldest Kubernetes the manifests support (deploy/README.md: the preStop `sleep` action).
+K8S_VERSION="${K8S_VERSION:-1.30.0}"
+VENV="build/tools/venv"
+if ! command -v promtool >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1 \
+  || [ ! -x "$VENV/bin/kubernetes-validate" ]; then
+  bash scripts/setup.sh
 fi
 
 echo "check-deploy: promtool check rules" >&2
 promtool check rules deploy/prometheus/alerts.yml
 echo "check-deploy: promtool test rules" >&2
 (cd deploy/prometheus && promtool test rules alerts.test.yml)
+
+echo "check-deploy: amtool check-config and the route of every alert" >&2
+amtool check-config deploy/alertmanager/alertmanager.yml
+python3 - deploy/prometheus/alerts.yml deploy/alertmanager/alertmanager.yml <<'PY'
+import subprocess, sys
+import yaml
+
+rules, am = sys.argv[1], sys.argv[2]
+config = yaml.safe_load(open(am))
+errors = []
+if config["route"].get("group_by") != ["alertname", "severity", "instance"]:
+    errors.append(f"{am}: group_by must be [alertname, severity, instance]")
+for group in yaml.safe_load(open(rules))["groups"]:
+    for rule in group["rules"]:
+        text = yaml.safe_dump(rule)
+        if "tenant" in text:
+            errors.append(f"{rules}: {rule.get('alert') or rule.get('record')} names a tenant")
+        if "alert" not in rule:
+            continue
+        labels = {**rule["labels"], "alertname": rule["alert"], "job": "svc-rewarder", "instance": "a"}
+        want = {"page": "pagerduty-svc-rewarder", "ticket": "tracker-"}[labels["severity"]]
+        out = subprocess.run(["amtool", "config", "routes", "test", f"--config.file={am}"]
+                             + [f"{k}={v}" for k, v in labels.items()], capture_output=True, text=True)
+        got = out.stdout.strip()
+        if out.returncode != 0 or not got.startswith(want) or "," in got:
+            errors.append(f"{rule['alert']} ({labels['severity']}) routes to {got!r}, expected {want}*")
+        if not {"summary", "panel", "runbook"} <= set(rule.get("annotations", {})):
+            errors.append(f"{rule['alert']}: summary, panel and runbook annotations are required")
+if errors:
+    sys.exit("\n".join(errors))
+print("  SUCCESS: every alert routes by its severity")
+PY
+
+echo "check-deploy: Kubernetes manifests against the schemas of $K8S_VERSION" >&2
+rendered="$(mktemp)"
+trap 'rm -f "$rendered"' EXIT
+if command -v kubectl >/dev/null 2>&1; then
+  kubectl kustomize deploy/k8s >"$rendered"
+  echo "  kustomization builds: $(grep -c '^kind:' "$rendered") resources" >&2
+else
+  # No kubectl: the kustomization lists exactly the files (checked below); validate those.
+  python3 -c 'import sys, yaml
+for f in yaml.safe_load(open("deploy/k8s/kustomization.yaml"))["resources"]:
+    print("---"); print(open("deploy/k8s/" + f).read())' >"$rendered"
+  echo "  (kubectl missing: the kustomization's build was not run)" >&2
+fi
+"$VENV/bin/kubernetes-validate" --kubernetes-version "$K8S_VERSION" --strict --quiet "$rendered"
+echo "  SUCCESS: strict schema validation ($K8S_VERSION)" >&2
+
+echo "check-deploy: Grafana dashboard is its generator's output" >&2
+python3 deploy/grafana/generate.py --check
 
 echo "check-deploy: Kubernetes manifests" >&2
 if python3 -c 'import yaml' 2>/dev/null; then

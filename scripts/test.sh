@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command (README "Test"): every test of every crate, then what only a
 # script can check — the Kotlin bindings on the JVM, the Swift package layout, the Android
-# static library and core under qemu-aarch64, the deploy rules, a short fuzz pass of every
+# static library and core under qemu-aarch64, the deploy rules (and the dashboard and rules
+# against a live Prometheus scraping live nodes), the OpenAPI contract (validated, then
+# schemathesis against a live node), a short fuzz pass of every
 # target (when nightly and cargo-fuzz are installed; the corpora replay on stable either way),
 # and the instruction-count gate.
 set -euo pipefail
@@ -14,5 +16,7 @@ FFI_PROFILE=debug bash scripts/ffi-kotlin-test.sh
 FFI_PROFILE=debug bash scripts/ffi-swift-check.sh
 bash scripts/ffi-portability.sh
 bash scripts/check-deploy.sh
+bash scripts/check-dashboard.sh
+bash scripts/check-openapi.sh
 FUZZ_SECONDS="${FUZZ_SECONDS:-20}" bash testing/fuzz/ci.sh
 bash scripts/perf-gate.sh

@@ -319,7 +319,9 @@ fn readyz_reports_missing_components_and_a_degraded_ledger() {
         json!({"ready": false, "degraded": true, "missing": ["amnesia_dir"], "retry_after": 1})
     );
     assert!(!n.service.ready());
+    assert!(n.metrics().contains("\nready 0\n"), "the ready gauge follows /readyz");
     n.service.mark_missing("amnesia_dir", false);
+    assert!(n.metrics().contains("\nready 1\n"));
     n.service.metrics().set_ledger_degraded(true);
     let r = n.get("/readyz", None);
     assert_eq!(r.status(), 200);
@@ -521,7 +523,7 @@ fn the_same_request_is_the_same_run() {
     let text = n.metrics();
     assert_eq!(metric(&text, "reward_runs_total{status=\"ok\"}"), 1);
     assert_eq!(metric(&text, "reward_runs_total{status=\"cached\"}"), 1);
-    assert_eq!(metric(&text, "reward_compute_latency_seconds_count"), 1);
+    assert_eq!(metric(&text, "reward_compute_latency_seconds_count{scale=\"S\"}"), 1);
     assert_eq!(metric(&text, "reward_invariant_fail_total"), 0);
 }
 
@@ -900,7 +902,7 @@ fn reload_swaps_knobs_or_keeps_the_old_ones() {
 // ---------------------------------------------------------------------------------------------
 // Metrics
 
-const METRIC_NAMES: [&str; 16] = [
+const METRIC_NAMES: [&str; 17] = [
     "reward_compute_latency_seconds",
     "reward_runs_total",
     "reward_invariant_fail_total",
@@ -912,6 +914,7 @@ const METRIC_NAMES: [&str; 16] = [
     "quarantine_queue_depth",
     "queue_depth",
     "work_queue_max",
+    "ready",
     "inflight",
     "rejected_total",
     "http_requests_total",

@@ -17,7 +17,9 @@
 //! one tenant keeps), both unset by default: without them the stores are only shared fairly;
 //! `LEDGER_QUARANTINE_ONLY` (a hot switch that queues intents without sending any),
 //! `LEDGER_STOP_DRAIN_S` (how long a stopping node keeps draining its queue, default 30) and
-//! `STATE_PATH` (the macronode's durable queue, a SQLite file; it needs `LEDGER_URL`).
+//! `STATE_PATH` (the macronode's durable queue, a SQLite file; it needs `LEDGER_URL`),
+//! and `TRACE_SAMPLE` (the share of requests traced, a fraction from 0 to 1, default 0.01; hot,
+//! see [`crate::trace`]).
 //!
 //! `CONCURRENCY_COMPUTE_WORKERS` is read here for every node and used by the macronode only
 //! (the micronode and the embedded node serve on one request thread).
@@ -164,6 +166,8 @@ pub struct NodeConfig {
     /// `STATE_PATH`: the file of the durable quarantine queue (macronode only); `None` = the
     /// queue lives in memory.
     pub state_path: Option<PathBuf>,
+    /// `TRACE_SAMPLE` in millionths (transport extension, hot): the share of requests traced.
+    pub trace_sample_ppm: u32,
 }
 
 /// The default `BIND_ADDR`.
@@ -177,8 +181,8 @@ pub const COMPUTE_WORKERS_MAX: usize = 1024;
 /// Largest `HOT_KNOBS_FILE` read (four `KEY=VALUE` lines and comments fit many times over).
 pub const HOT_KNOBS_FILE_BYTES_MAX: u64 = 64 * 1024;
 /// The variables a hot-knobs file may set: exactly the knobs a reload changes (API.md §5).
-pub const HOT_KNOB_VARS: [&str; 4] =
-    ["TENANT_RPS_MAX", "MAX_INFLIGHT", "WORK_QUEUE_MAX", "LEDGER_QUARANTINE_ONLY"];
+pub const HOT_KNOB_VARS: [&str; 5] =
+    ["TENANT_RPS_MAX", "MAX_INFLIGHT", "WORK_QUEUE_MAX", "LEDGER_QUARANTINE_ONLY", "TRACE_SAMPLE"];
 
 impl NodeConfig {
     /// The configuration from the process environment.
@@ -282,6 +286,7 @@ impl NodeConfig {
             compute_workers: env.optional_number("CONCURRENCY_COMPUTE_WORKERS", 1, COMPUTE_WORKERS_MAX)?,
             hot_knobs_file: env.get("HOT_KNOBS_FILE").map(PathBuf::from),
             state_path,
+            trace_sample_ppm: trace_sample(&env)?,
         })
     }
 }
@@ -292,9 +297,14 @@ impl NodeConfig {
 pub struct EnvReload;
 
 impl rewarder_core::service::Reload for EnvReload {
+    /// Also applies `TRACE_SAMPLE` when every value is good.
     fn hot_knobs(&self) -> Result<HotKnobs, String> {
         let lookup = |name: &str| std::env::var(name).ok();
-        hot_knobs(&Env(&lookup)).map_err(|e| e.to_string())
+        let env = Env(&lookup);
+        let (knobs, sample) = (hot_knobs(&env), trace_sample(&env));
+        let (knobs, sample) = (knobs.map_err(|e| e.to_string())?, sample.map_err(|e| e.to_string())?);
+        crate::trace::set_sample_ppm(sample);
+        Ok(knobs)
     }
 }
 
@@ -328,6 +338,11 @@ impl FileReload {
 
     /// The hot knobs the file and the environment give now.
     pub fn read(&self) -> Result<HotKnobs, ConfigError> {
+        self.read_with_trace_sample().map(|(knobs, _)| knobs)
+    }
+
+    /// The hot knobs and `TRACE_SAMPLE` (millionths) the file and the environment give now.
+    pub fn read_with_trace_sample(&self) -> Result<(HotKnobs, u32), ConfigError> {
         let bad =
             |reason: String| ConfigError::new("HOT_KNOBS_FILE", format!("{}: {reason}", self.path.display()));
         let text = read_bounded(&self.path, HOT_KNOBS_FILE_BYTES_MAX).map_err(|e| bad(e.to_string()))?;
@@ -335,13 +350,17 @@ impl FileReload {
         let lookup = |name: &str| {
             file.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).or_else(|| std::env::var(name).ok())
         };
-        hot_knobs(&Env(&lookup))
+        let env = Env(&lookup);
+        Ok((hot_knobs(&env)?, trace_sample(&env)?))
     }
 }
 
 impl rewarder_core::service::Reload for FileReload {
+    /// Also applies `TRACE_SAMPLE` when every value is good.
     fn hot_knobs(&self) -> Result<HotKnobs, String> {
-        self.read().map_err(|e| e.to_string())
+        let (knobs, sample) = self.read_with_trace_sample().map_err(|e| e.to_string())?;
+        crate::trace::set_sample_ppm(sample);
+        Ok(knobs)
     }
 }
 
@@ -393,6 +412,22 @@ fn hot_knobs(env: &Env<'_>) -> Result<HotKnobs, ConfigError> {
         work_queue_max: env.number("WORK_QUEUE_MAX", default.work_queue_max, 1, u32::MAX)?,
         ledger_quarantine_only: env.bool("LEDGER_QUARANTINE_ONLY", default.ledger_quarantine_only)?,
     })
+}
+
+/// `TRACE_SAMPLE`: a fraction of requests from 0 to 1 (`0`, `0.25`, `1`), in millionths.
+fn trace_sample(env: &Env<'_>) -> Result<u32, ConfigError> {
+    let Some(raw) = env.get("TRACE_SAMPLE") else { return Ok(crate::trace::TRACE_SAMPLE_DEFAULT_PPM) };
+    let bad =
+        || ConfigError::new("TRACE_SAMPLE", format!("{raw:?}: expected a fraction from 0 to 1, e.g. 0.05"));
+    let text = raw.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(bad());
+    }
+    let share: f64 = text.parse().map_err(|_| bad())?;
+    if !(0.0..=1.0).contains(&share) {
+        return Err(bad());
+    }
+    Ok((share * f64::from(crate::trace::TRACE_SAMPLE_ONE_PPM)).round() as u32)
 }
 
 /// A variable lookup where empty means unset.
@@ -641,6 +676,20 @@ mod tests {
         std::fs::write(&path, vec![b'#'; HOT_KNOBS_FILE_BYTES_MAX as usize + 1]).unwrap();
         assert!(reload.read().unwrap_err().reason.contains("larger than"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn trace_sample_is_a_fraction_in_millionths() {
+        assert_eq!(config(&[]).unwrap().trace_sample_ppm, crate::trace::TRACE_SAMPLE_DEFAULT_PPM);
+        for (raw, ppm) in
+            [("0", 0), ("1", 1_000_000), ("0.25", 250_000), (" .5 ", 500_000), ("1.0", 1_000_000)]
+        {
+            assert_eq!(config(&[("TRACE_SAMPLE", raw)]).unwrap().trace_sample_ppm, ppm, "{raw}");
+        }
+        for bad in ["-0.1", "1.5", "x", "1e-3", "NaN", "inf", "."] {
+            assert_eq!(config(&[("TRACE_SAMPLE", bad)]).unwrap_err().var, "TRACE_SAMPLE", "{bad}");
+        }
+        assert!(parse_knobs_file("TRACE_SAMPLE=0.5").is_ok(), "TRACE_SAMPLE is hot");
     }
 
     #[test]

@@ -22,8 +22,10 @@ pub mod ledger;
 pub mod node;
 pub mod offline;
 pub mod overlap;
+pub mod process;
 pub mod tls;
 pub mod token;
+pub mod trace;
 pub mod wire;
 
 pub use http::{RunningServer, Server, ServerHandle, ServerOptions, TransportLimits};

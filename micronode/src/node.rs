@@ -31,6 +31,7 @@ use crate::config::{EnvReload, FileReload, LedgerConfig, LogFormat, NodeConfig};
 use crate::http::{RunningServer, Server, ServerOptions, TransportLimits};
 use crate::ledger::{DrainThread, HttpLedger, SystemPacer};
 use crate::overlap::ScopedThread;
+use crate::process::ProcSelf;
 use crate::{keys, tls};
 
 /// Why the node could not start or stopped abnormally, mapped to an exit code by the binary.
@@ -82,10 +83,16 @@ impl Signals {
 }
 
 /// Installs the `tracing` subscriber (stderr; `LOG_FORMAT`, `LOG`). Safe to call twice.
+///
+/// A span is logged when it closes, with its duration (`time.busy`, `time.idle`): the traced
+/// requests of [`crate::trace`]. As JSON, each line also lists the spans it sits in.
 pub fn init_logging(config: &NodeConfig) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE);
     let _ = match config.log_format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.with_ansi(false).try_init(),
@@ -227,6 +234,7 @@ impl Node {
             source = if config.signing_key_file.is_some() { "SIGNING_KEY_FILE" } else { "fresh" },
             "signing keys"
         );
+        crate::trace::set_sample_ppm(config.trace_sample_ppm);
         let reload = reload_source(config);
         let hot = if config.hot_knobs_file.is_some() {
             reload.hot_knobs().map_err(NodeError::Config)?
@@ -281,7 +289,8 @@ impl Node {
             features,
         };
         let mut service = Service::new(service_config, Arc::new(SystemClock::new()), artifacts, reload)
-            .with_overlap(Arc::new(ScopedThread));
+            .with_overlap(Arc::new(ScopedThread))
+            .with_process_probe(Arc::new(ProcSelf));
         if let Some(ledger_url) = &config.ledger.url {
             let deadline = Duration::from_millis(config.ledger.deadline_ms);
             let client = HttpLedger::new(ledger_url, deadline, config.ledger.ca_file.as_deref())

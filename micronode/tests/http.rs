@@ -666,6 +666,84 @@ fn signing_key_file_sets_the_public_key() {
     );
 }
 
+// ---- observability: traces and process metrics ----------------------------------------------
+
+/// The JSON lines of spans that closed under the request of `corr_id`: (span name, the line).
+fn spans_of(log: &str, corr_id: &str) -> Vec<(String, Value)> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "close")
+        .filter(|v| {
+            let own = v["span"]["corr_id"] == corr_id;
+            own || v["spans"].as_array().is_some_and(|s| s.iter().any(|p| p["corr_id"] == corr_id))
+        })
+        .map(|v| (v["span"]["name"].as_str().unwrap_or_default().to_owned(), v))
+        .collect()
+}
+
+/// A compute with `X-Corr-ID: corr_id` over the documents of `dir`.
+fn traced_compute(node: &Node, dir: &str, corr_id: &str) -> Reply {
+    let inputs = node.call("PUT", "/rewarder/inputs", &[JSON], Some(&read_vector(dir, "inputs.json"))).json();
+    let policy =
+        node.call("PUT", "/rewarder/policies", &[JSON], Some(&read_vector(dir, "policy.json"))).json();
+    let request = serde_json::json!({
+        "inputs_cid": inputs["inputs_cid"], "policy_id": policy["policy_id"], "policy_hash": policy["policy_hash"],
+    });
+    let path = format!("/rewarder/epochs/{}/compute", inputs["epoch"].as_str().unwrap());
+    node.call("POST", &path, &[JSON, ("X-Corr-ID", corr_id)], Some(request.to_string().as_bytes()))
+}
+
+#[test]
+fn a_traced_compute_logs_its_phases_with_durations_under_its_corr_id() {
+    let node = Node::start(&[("LOG_FORMAT", "json"), ("TRACE_SAMPLE", "1")]);
+    let reply = traced_compute(&node, "gen-001", "trace-me-1");
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    node.wait_for_log("\"status\":200,\"name\":\"request\"", Duration::from_secs(5));
+    let spans = spans_of(&node.log(), "trace-me-1");
+    let names: Vec<&str> = spans.iter().map(|(n, _)| n.as_str()).collect();
+    for phase in ["parse", "compute", "sign", "request"] {
+        assert!(names.contains(&phase), "no {phase} span in {names:?}:\n{}", node.log());
+    }
+    for (name, line) in &spans {
+        assert!(line["fields"]["time.busy"].is_string(), "{name} has no duration: {line}");
+    }
+    let (_, request) = spans.iter().find(|(n, _)| n == "request").unwrap();
+    assert_eq!(request["span"]["route"], "/rewarder/epochs/{epoch}/compute");
+}
+
+#[test]
+fn trace_sample_zero_traces_nothing_until_a_reload_raises_it() {
+    let scratch = Scratch::new("hot");
+    let file = scratch.path().join("hot.env");
+    std::fs::write(&file, "TRACE_SAMPLE=0\n").unwrap();
+    let node = Node::start(&[("LOG_FORMAT", "json"), ("HOT_KNOBS_FILE", file.to_str().unwrap())]);
+    assert_eq!(traced_compute(&node, "basic", "quiet-1").status, 200);
+    std::fs::write(&file, "TRACE_SAMPLE=1\n").unwrap();
+    node.signal("HUP");
+    node.wait_for_log("hot knobs reloaded", Duration::from_secs(5));
+    assert_eq!(traced_compute(&node, "basic", "loud-1").status, 200);
+    node.wait_for_log("\"status\":200,\"name\":\"request\"", Duration::from_secs(5));
+    assert!(spans_of(&node.log(), "quiet-1").is_empty(), "{}", node.log());
+    assert!(!spans_of(&node.log(), "loud-1").is_empty(), "{}", node.log());
+}
+
+#[test]
+fn metrics_carry_the_process_series() {
+    let node = Node::start(&[]);
+    let text = String::from_utf8(node.call("GET", "/metrics", &[], None).body).unwrap();
+    let value = |name: &str| -> f64 {
+        let line =
+            text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name}"));
+        line[name.len() + 1..].parse().unwrap()
+    };
+    assert!(value("process_resident_memory_bytes") > 1e6);
+    assert!(value("process_open_fds") >= 3.0);
+    assert!(value("process_max_fds") > value("process_open_fds"));
+    assert!(value("process_cpu_seconds_total") >= 0.0);
+    assert!(value("process_start_time_seconds") > 1.0e9);
+    assert_eq!(text.matches("# TYPE process_cpu_seconds_total counter\n").count(), 1);
+}
+
 #[test]
 fn demo_computes_an_epoch_over_http_and_serves_until_sigterm() {
     let mut node = Node::try_start(&["demo"], &[]).unwrap_or_else(|(s, log)| panic!("{s:?}: {log}"));

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::metrics::RunStatus;
+use super::metrics::{RunStatus, Scale};
 use super::store::StoredRun;
 use super::{JSON, Response, Service, lock};
 use crate::commit;
@@ -106,35 +106,11 @@ impl Service {
         body: &[u8],
         with_allocations: bool,
     ) -> Result<Response, Error> {
-        let request = parse_request(body)?;
-        let (inputs, policy) = {
-            let mut documents = lock(&self.documents);
-            (documents.inputs(tenant, &request.inputs_cid), documents.policy(tenant, &request.policy_hash))
-        };
-        let inputs = inputs.ok_or_else(|| {
-            Error::field(
-                Code::UnknownInputs,
-                "inputs_cid",
-                "no inputs document with that cid for this tenant",
-            )
-        })?;
-        let policy = policy.ok_or_else(|| {
-            Error::field(Code::UnknownPolicy, "policy_hash", "no policy with that hash for this tenant")
-        })?;
-        if policy.policy_id() != request.policy_id {
-            return Err(Error::field(
-                Code::PolicyMismatch,
-                "policy_id",
-                format!("policy id is {}, request says {}", policy.policy_id(), clip(&request.policy_id)),
-            ));
-        }
-        if inputs.epoch() != epoch {
-            return Err(Error::field(
-                Code::EpochMismatch,
-                "epoch",
-                format!("inputs epoch is {}, path says {}", inputs.epoch(), clip(epoch)),
-            ));
-        }
+        // The host's request span, if this request is traced: the phases below open under it,
+        // the signature too when it runs on the host's second thread.
+        let traced = tracing::Span::current();
+        let (request, inputs, policy) = phase_span!("parse", bytes = body.len())
+            .in_scope(|| self.compute_request(tenant, epoch, body))?;
 
         let Some(_permit) = self.gate.enter(self.hot().max_inflight) else {
             self.metrics.reject(super::Rejection::Inflight);
@@ -164,16 +140,60 @@ impl Service {
             Ok::<_, Error>((ledger, allocations))
         };
         let keys = &self.config.keys;
+        let sign = || {
+            let span = traced.in_scope(|| phase_span!("sign", cached = stored.is_signed()));
+            span.in_scope(|| stored.signatures(keys))
+        };
         let (signatures, answer) = if stored.is_signed() || keys.ml_dsa_65_public_hex().is_none() {
-            (stored.signatures(keys), answer())
+            (sign(), answer())
         } else {
-            self.overlapped(|| stored.signatures(keys), answer)
+            self.overlapped(sign, answer)
         };
         let (ledger, allocations) = answer?;
         let status = if ledger.status == LedgerStatus::Quarantined { 202 } else { 200 };
         let meta = ResultMeta { ledger, compute_ms: stored.compute_ms, allocations, durable: self.durable() };
         let body = result::render(&stored.run, signatures, &meta);
         Ok(Response { status, content_type: JSON, retry_after_s: None, body })
+    }
+
+    /// A compute's parse phase: its body, then the tenant's documents it names and the
+    /// mismatch checks (API.md §1.1 steps 1–7).
+    fn compute_request(
+        &self,
+        tenant: &str,
+        epoch: &str,
+        body: &[u8],
+    ) -> Result<(ComputeRequest, Arc<Inputs>, Arc<Policy>), Error> {
+        let request = parse_request(body)?;
+        let (inputs, policy) = {
+            let mut documents = lock(&self.documents);
+            (documents.inputs(tenant, &request.inputs_cid), documents.policy(tenant, &request.policy_hash))
+        };
+        let inputs = inputs.ok_or_else(|| {
+            Error::field(
+                Code::UnknownInputs,
+                "inputs_cid",
+                "no inputs document with that cid for this tenant",
+            )
+        })?;
+        let policy = policy.ok_or_else(|| {
+            Error::field(Code::UnknownPolicy, "policy_hash", "no policy with that hash for this tenant")
+        })?;
+        if policy.policy_id() != request.policy_id {
+            return Err(Error::field(
+                Code::PolicyMismatch,
+                "policy_id",
+                format!("policy id is {}, request says {}", policy.policy_id(), clip(&request.policy_id)),
+            ));
+        }
+        if inputs.epoch() != epoch {
+            return Err(Error::field(
+                Code::EpochMismatch,
+                "epoch",
+                format!("inputs epoch is {}, path says {}", inputs.epoch(), clip(epoch)),
+            ));
+        }
+        Ok((request, inputs, policy))
     }
 
     /// `side` and `main` at once on the host's [`super::Overlap`].
@@ -187,11 +207,12 @@ impl Service {
 
     /// Computes and checks a new run, timing it on the host's monotonic clock.
     fn run(&self, inputs: &Arc<Inputs>, policy: &Policy, tenant: &str) -> Result<Arc<StoredRun>, Error> {
+        let span = phase_span!("compute", actors = inputs.actor_count(), events = inputs.event_count());
         let started = self.clock.monotonic();
-        let run = Run::compute(inputs, policy, tenant);
+        let run = span.in_scope(|| Run::compute(inputs, policy, tenant));
         let elapsed = self.clock.monotonic().saturating_sub(started);
         let run = run.inspect_err(|e| self.count_failed_run(e))?;
-        self.metrics.observe_compute(elapsed);
+        self.metrics.observe_compute(Scale::of(inputs.actor_count()), elapsed);
         self.metrics.run(RunStatus::Ok);
         Ok(Arc::new(StoredRun::new(run, elapsed.as_secs_f64() * 1000.0)))
     }

@@ -515,6 +515,7 @@ impl Service {
                 .with_detail("retry_after", 1));
         }
         let reservation = Reservation { queue: &egress.queue, n };
+        let _egress = phase_span!("egress", payees = n, degraded = egress.degraded()).entered();
         lock(&self.runs).pin(stored);
         let _pin = RunPin { service: self, run: stored };
         lock(&egress.claims).insert(key.clone(), m.run_id.clone(), 1);
@@ -535,7 +536,9 @@ impl Service {
         }
 
         let body = registration(stored);
-        match self.attempts(egress, || egress.ledger.register_run(&m.tenant, &m.epoch, &body)) {
+        let registered = phase_span!("ledger_register")
+            .in_scope(|| self.attempts(egress, || egress.ledger.register_run(&m.tenant, &m.epoch, &body)));
+        match registered {
             Ok(Registration::Created | Registration::Same) => entry.registered = true,
             Ok(Registration::Conflict) => {
                 release_claim(egress, &key, &m.run_id);
@@ -552,11 +555,16 @@ impl Service {
             }
             let to = n.min(entry.next + egress.config.batch_max);
             let batch = intents(stored, entry.next, to);
-            let answered = self.attempts(egress, || {
-                let outcomes = egress.ledger.send_intents(&batch)?;
-                super::ledger::check_outcomes(&batch, &outcomes)?;
-                Ok(outcomes)
+            let span =
+                phase_span!("egress_batch", first = entry.next, intents = batch.len(), answered = false);
+            let answered = span.in_scope(|| {
+                self.attempts(egress, || {
+                    let outcomes = egress.ledger.send_intents(&batch)?;
+                    super::ledger::check_outcomes(&batch, &outcomes)?;
+                    Ok(outcomes)
+                })
             });
+            span.record("answered", answered.is_ok());
             match answered {
                 Ok(outcomes) => {
                     let t = self.count(&outcomes);

@@ -154,7 +154,8 @@ impl Service {
         let (inputs, new) = match stored {
             Some(inputs) => (inputs, false),
             None => {
-                let parsed = Arc::new(Inputs::parse(raw, &self.config.limits)?);
+                let span = phase_span!("parse", bytes = raw.len());
+                let parsed = Arc::new(span.in_scope(|| Inputs::parse(raw, &self.config.limits))?);
                 lock(&self.documents).insert_inputs(tenant, parsed)?
             }
         };
@@ -177,7 +178,8 @@ impl Service {
         let (policy, new) = match stored {
             Some(policy) => (policy, false),
             None => {
-                let parsed = Arc::new(Policy::parse(raw)?);
+                let parsed =
+                    Arc::new(phase_span!("parse", bytes = raw.len()).in_scope(|| Policy::parse(raw))?);
                 lock(&self.documents).insert_policy(tenant, parsed, raw.len())?
             }
         };

@@ -8,6 +8,11 @@
 //! shedding, and — later — the ledger client). Each metric's `# TYPE` line appears exactly
 //! once, and unlabelled series and the enumerable label values are always present, at 0 until
 //! something happens.
+//!
+//! The `process_*` series (Prometheus' client conventions: resident memory, CPU seconds, open
+//! and maximum file descriptors, start time) are the host's: core reads no `/proc`. A host
+//! that can measure its process passes a [`ProcessProbe`] to the service, whose samples are
+//! appended to the exposition; without one they are absent.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -123,6 +128,66 @@ impl IntentResult {
     }
 }
 
+/// What the host process measured of itself, for the `process_*` series.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProcessStats {
+    /// `process_resident_memory_bytes`: resident set size.
+    pub resident_memory_bytes: u64,
+    /// `process_cpu_seconds_total`: user plus system CPU time.
+    pub cpu_seconds: f64,
+    /// `process_open_fds`: file descriptors open now.
+    pub open_fds: u64,
+    /// `process_max_fds`: the soft limit on open file descriptors.
+    pub max_fds: u64,
+    /// `process_start_time_seconds`: when the process started, in Unix seconds.
+    pub start_time_seconds: f64,
+}
+
+/// Measures the host's process when `/metrics` is rendered (the micronode reads
+/// `/proc/self`). `None` leaves the `process_*` series out of that exposition.
+pub trait ProcessProbe: Send + Sync {
+    /// The process now.
+    fn sample(&self) -> Option<ProcessStats>;
+}
+
+/// The size class of an epoch (`reward_compute_latency_seconds{scale}`), after the reference
+/// scales of PERFORMANCE.md by actor count: `S` up to 1,000 actors, `M` up to 10,000, `L`
+/// beyond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scale {
+    /// At most [`Scale::S_ACTORS_MAX`] actors.
+    S,
+    /// At most [`Scale::M_ACTORS_MAX`] actors.
+    M,
+    /// More.
+    L,
+}
+
+impl Scale {
+    const ALL: [Scale; 3] = [Scale::S, Scale::M, Scale::L];
+    const S_ACTORS_MAX: usize = 1_000;
+    const M_ACTORS_MAX: usize = 10_000;
+
+    /// The class of an epoch of `actors` actors.
+    pub(crate) fn of(actors: usize) -> Scale {
+        if actors <= Scale::S_ACTORS_MAX {
+            Scale::S
+        } else if actors <= Scale::M_ACTORS_MAX {
+            Scale::M
+        } else {
+            Scale::L
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Scale::S => "S",
+            Scale::M => "M",
+            Scale::L => "L",
+        }
+    }
+}
+
 /// HTTP statuses counted under their own `code` label; any other is counted as `other`.
 const STATUSES: [u16; 21] =
     [200, 201, 202, 204, 400, 401, 403, 404, 405, 408, 409, 413, 414, 415, 422, 429, 431, 500, 501, 503, 504];
@@ -192,15 +257,24 @@ impl Histogram {
 
     fn render(&self, out: &mut String, name: &str, help: &str) {
         header(out, name, help, "histogram");
+        self.render_series(out, name, "");
+    }
+
+    /// The series without the header; `labels` (`key="value",`, comma last) precede `le`.
+    fn render_series(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0u64;
         for (i, c) in self.counts.iter().enumerate() {
             cumulative += c.load(Ordering::Relaxed);
             let le = self.bounds.get(i).map_or("+Inf", |(label, _)| label);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+            let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{le}\"}} {cumulative}");
         }
         let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-        let _ = writeln!(out, "{name}_sum {sum}");
-        let _ = writeln!(out, "{name}_count {}", self.count.load(Ordering::Relaxed));
+        let (open, close) = match labels.strip_suffix(',') {
+            Some(inner) => (format!("{{{inner}"), "}"),
+            None => (String::new(), ""),
+        };
+        let _ = writeln!(out, "{name}_sum{open}{close} {sum}");
+        let _ = writeln!(out, "{name}_count{open}{close} {}", self.count.load(Ordering::Relaxed));
     }
 }
 
@@ -221,7 +295,8 @@ fn counters(n: usize) -> Vec<AtomicU64> {
 pub struct Metrics {
     version: &'static str,
     profile: Profile,
-    compute_latency: Histogram,
+    /// One histogram per [`Scale`], in `Scale::ALL` order.
+    compute_latency: Vec<Histogram>,
     runs: Vec<AtomicU64>,
     invariant_fail: AtomicU64,
     intents: Vec<AtomicU64>,
@@ -249,7 +324,7 @@ impl Metrics {
         Metrics {
             version: env!("CARGO_PKG_VERSION"),
             profile,
-            compute_latency: Histogram::new(&COMPUTE_BUCKETS),
+            compute_latency: Scale::ALL.iter().map(|_| Histogram::new(&COMPUTE_BUCKETS)).collect(),
             runs: counters(RunStatus::ALL.len()),
             invariant_fail: AtomicU64::new(0),
             intents: counters(IntentResult::ALL.len()),
@@ -351,21 +426,24 @@ impl Metrics {
         self.invariant_fail.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Observes one computed run's latency (`reward_compute_latency_seconds`).
-    pub(crate) fn observe_compute(&self, elapsed: Duration) {
-        self.compute_latency.observe(elapsed);
+    /// Observes one computed run's latency (`reward_compute_latency_seconds{scale}`).
+    pub(crate) fn observe_compute(&self, scale: Scale, elapsed: Duration) {
+        let i = Scale::ALL.iter().position(|s| *s == scale).unwrap_or(0);
+        self.compute_latency[i].observe(elapsed);
     }
 
-    /// The Prometheus text exposition; `inflight` is the in-flight gauge's current value.
-    pub(crate) fn render(&self, inflight: u32) -> String {
+    /// The Prometheus text exposition; `inflight` is the in-flight gauge's current value,
+    /// `ready` whether `/readyz` answers 200, `process` what the host measured of its process
+    /// (appended when present).
+    pub(crate) fn render(&self, inflight: u32, ready: bool, process: Option<&ProcessStats>) -> String {
         let mut out = String::with_capacity(8192);
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
 
-        self.compute_latency.render(
-            &mut out,
-            "reward_compute_latency_seconds",
-            "Time to compute and commit a run.",
-        );
+        let name = "reward_compute_latency_seconds";
+        header(&mut out, name, "Time to compute and commit a run, by epoch scale.", "histogram");
+        for (scale, histogram) in Scale::ALL.iter().zip(&self.compute_latency) {
+            histogram.render_series(&mut out, name, &format!("scale=\"{}\",", scale.as_str()));
+        }
         header(&mut out, "reward_runs_total", "Compute requests by outcome.", "counter");
         for (s, c) in RunStatus::ALL.iter().zip(&self.runs) {
             let _ = writeln!(out, "reward_runs_total{{status=\"{}\"}} {}", s.as_str(), load(c));
@@ -394,6 +472,8 @@ impl Metrics {
         sample(&mut out, "queue_depth", load(&self.queue_depth));
         header(&mut out, "work_queue_max", "The work queue bound in force (WORK_QUEUE_MAX).", "gauge");
         sample(&mut out, "work_queue_max", load(&self.work_queue_max));
+        header(&mut out, "ready", "1 while /readyz answers 200, else 0.", "gauge");
+        sample(&mut out, "ready", u64::from(ready));
         header(&mut out, "inflight", "Computes in flight.", "gauge");
         sample(&mut out, "inflight", u64::from(inflight));
         header(&mut out, "rejected_total", "Requests shed, by reason.", "counter");
@@ -426,15 +506,37 @@ impl Metrics {
             self.version,
             self.profile.as_str()
         );
+        if let Some(p) = process {
+            render_process(&mut out, p);
+        }
         out
     }
+}
+
+/// The `process_*` series, named and typed as Prometheus' client libraries do.
+fn render_process(out: &mut String, p: &ProcessStats) {
+    header(out, "process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", "counter");
+    let _ = writeln!(out, "process_cpu_seconds_total {}", p.cpu_seconds);
+    header(out, "process_resident_memory_bytes", "Resident memory size in bytes.", "gauge");
+    sample(out, "process_resident_memory_bytes", p.resident_memory_bytes);
+    header(out, "process_open_fds", "Number of open file descriptors.", "gauge");
+    sample(out, "process_open_fds", p.open_fds);
+    header(out, "process_max_fds", "Maximum number of open file descriptors.", "gauge");
+    sample(out, "process_max_fds", p.max_fds);
+    header(
+        out,
+        "process_start_time_seconds",
+        "Start time of the process since unix epoch in seconds.",
+        "gauge",
+    );
+    let _ = writeln!(out, "process_start_time_seconds {}", p.start_time_seconds);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const NAMES: [&str; 16] = [
+    const NAMES: [&str; 17] = [
         "reward_compute_latency_seconds",
         "reward_runs_total",
         "reward_invariant_fail_total",
@@ -446,6 +548,7 @@ mod tests {
         "quarantine_queue_depth",
         "queue_depth",
         "work_queue_max",
+        "ready",
         "inflight",
         "rejected_total",
         "http_requests_total",
@@ -455,7 +558,7 @@ mod tests {
 
     #[test]
     fn every_contract_name_has_exactly_one_type_line() {
-        let text = Metrics::new(Profile::Micronode).render(0);
+        let text = Metrics::new(Profile::Micronode).render(0, true, None);
         for name in NAMES {
             let n = text.lines().filter(|l| l.starts_with(&format!("# TYPE {name} "))).count();
             assert_eq!(n, 1, "{name}");
@@ -463,21 +566,55 @@ mod tests {
         assert_eq!(text.lines().filter(|l| l.starts_with("# TYPE ")).count(), NAMES.len());
         assert!(text.contains("build_info{version=\""));
         assert!(text.contains("profile=\"micronode\"} 1"));
+        assert!(!text.contains("process_"), "no probe, no process series");
+    }
+
+    #[test]
+    fn process_series_follow_the_prometheus_conventions() {
+        let stats = ProcessStats {
+            resident_memory_bytes: 5 << 20,
+            cpu_seconds: 1.25,
+            open_fds: 12,
+            max_fds: 1024,
+            start_time_seconds: 1_800_000_000.5,
+        };
+        let text = Metrics::new(Profile::Macronode).render(0, true, Some(&stats));
+        for (name, kind) in [
+            ("process_cpu_seconds_total", "counter"),
+            ("process_resident_memory_bytes", "gauge"),
+            ("process_open_fds", "gauge"),
+            ("process_max_fds", "gauge"),
+            ("process_start_time_seconds", "gauge"),
+        ] {
+            assert_eq!(text.matches(&format!("# TYPE {name} {kind}\n")).count(), 1, "{name}");
+        }
+        assert!(text.contains("process_cpu_seconds_total 1.25\n"));
+        assert!(text.contains("process_resident_memory_bytes 5242880\n"));
+        assert!(text.contains("process_open_fds 12\n"));
+        assert!(text.contains("process_max_fds 1024\n"));
+        assert!(text.contains("process_start_time_seconds 1800000000.5\n"));
     }
 
     #[test]
     fn histograms_are_cumulative_with_sum_and_count() {
         let m = Metrics::new(Profile::Macronode);
-        m.observe_compute(Duration::from_micros(300));
-        m.observe_compute(Duration::from_millis(3));
-        m.observe_compute(Duration::from_secs(60));
-        let text = m.render(0);
-        assert!(text.contains("reward_compute_latency_seconds_bucket{le=\"0.0005\"} 1\n"));
-        assert!(text.contains("reward_compute_latency_seconds_bucket{le=\"0.005\"} 2\n"));
-        assert!(text.contains("reward_compute_latency_seconds_bucket{le=\"10\"} 2\n"));
-        assert!(text.contains("reward_compute_latency_seconds_bucket{le=\"+Inf\"} 3\n"));
-        assert!(text.contains("reward_compute_latency_seconds_count 3\n"));
-        assert!(text.contains("reward_compute_latency_seconds_sum 60.0033\n"));
+        m.observe_compute(Scale::M, Duration::from_micros(300));
+        m.observe_compute(Scale::M, Duration::from_millis(3));
+        m.observe_compute(Scale::M, Duration::from_secs(60));
+        m.observe_compute(Scale::L, Duration::from_millis(3));
+        let text = m.render(0, true, None);
+        let h = "reward_compute_latency_seconds";
+        assert!(text.contains(&format!("{h}_bucket{{scale=\"M\",le=\"0.0005\"}} 1\n")));
+        assert!(text.contains(&format!("{h}_bucket{{scale=\"M\",le=\"0.005\"}} 2\n")));
+        assert!(text.contains(&format!("{h}_bucket{{scale=\"M\",le=\"10\"}} 2\n")));
+        assert!(text.contains(&format!("{h}_bucket{{scale=\"M\",le=\"+Inf\"}} 3\n")));
+        assert!(text.contains(&format!("{h}_count{{scale=\"M\"}} 3\n")));
+        assert!(text.contains(&format!("{h}_sum{{scale=\"M\"}} 60.0033\n")));
+        assert!(text.contains(&format!("{h}_count{{scale=\"L\"}} 1\n")));
+        assert!(text.contains(&format!("{h}_count{{scale=\"S\"}} 0\n")), "every scale is always present");
+        assert!(text.contains("ledger_egress_latency_seconds_count 0\n"));
+        assert_eq!((Scale::of(0), Scale::of(1_000), Scale::of(1_001)), (Scale::S, Scale::S, Scale::M));
+        assert_eq!((Scale::of(10_000), Scale::of(10_001)), (Scale::M, Scale::L));
     }
 
     #[test]
@@ -493,7 +630,7 @@ mod tests {
         m.set_queue_depth(7);
         m.set_hot(&HotKnobs::default());
         m.amnesia_spill();
-        let text = m.render(2);
+        let text = m.render(2, false, None);
         assert!(
             text.contains("http_requests_total{route=\"/rewarder/epochs/{epoch}/compute\",code=\"200\"} 1\n")
         );
@@ -508,6 +645,7 @@ mod tests {
         assert!(text.contains("queue_depth 7\n"));
         assert!(text.contains("work_queue_max 4096\n"));
         assert!(text.contains("inflight 2\n"));
+        assert!(text.contains("\nready 0\n"));
         assert!(text.contains("amnesia_spill_total 1\n"));
     }
 }

@@ -18,6 +18,21 @@ use crate::error::{Code, Error};
 use crate::inputs::Limits;
 use crate::sign::SigningKeys;
 
+/// A `tracing` span for one phase of a request (`parse`, `compute`, `sign`, `egress`,
+/// `egress_batch`), opened under the current span only while there is one: the host opens a
+/// `request` span (with the correlation id) for the requests it traces, so an untraced
+/// request, a test or the FFI pays one thread-local look-up and opens nothing.
+macro_rules! phase_span {
+    ($name:literal $(, $($fields:tt)+)?) => {{
+        let parent = tracing::Span::current();
+        if parent.is_disabled() {
+            tracing::Span::none()
+        } else {
+            tracing::info_span!(parent: &parent, $name $(, $($fields)+)?)
+        }
+    }};
+}
+
 pub mod auth;
 mod compute;
 pub mod durable;
@@ -39,7 +54,7 @@ pub use ledger::{
     Intent, IntentOutcome, Ledger, LedgerError, LedgerErrorKind, Pacer, Registration, RunRegistration,
     Verdict,
 };
-pub use metrics::{IntentResult, Metrics, Rejection};
+pub use metrics::{IntentResult, Metrics, ProcessProbe, ProcessStats, Rejection};
 
 /// One HTTP request as the host received it, body already decoded (gzip removed) and bounded.
 #[derive(Debug, Clone, Copy)]
@@ -283,6 +298,8 @@ pub struct Service {
     version_body: Vec<u8>,
     /// The ledger side ([`Service::with_ledger`]); `None` = compute-only, every run dry.
     egress: Option<egress::Egress>,
+    /// The host's measure of its process ([`Service::with_process_probe`]).
+    process: Option<Arc<dyn ProcessProbe>>,
 }
 
 impl Service {
@@ -318,6 +335,7 @@ impl Service {
             missing: Mutex::new(Vec::new()),
             version_body,
             egress: None,
+            process: None,
             config,
             clock,
             artifacts,
@@ -330,6 +348,13 @@ impl Service {
     /// threads (see [`Overlap`]).
     pub fn with_overlap(mut self, overlap: Arc<dyn Overlap>) -> Service {
         self.overlap = overlap;
+        self
+    }
+
+    /// The same service, appending the host's `process_*` series to `/metrics` (see
+    /// [`ProcessProbe`]).
+    pub fn with_process_probe(mut self, probe: Arc<dyn ProcessProbe>) -> Service {
+        self.process = Some(probe);
         self
     }
 
@@ -417,7 +442,8 @@ impl Service {
 
     /// The Prometheus text exposition (what `GET /metrics` answers).
     pub fn metrics_text(&self) -> String {
-        self.metrics.render(self.gate.current())
+        let process = self.process.as_ref().and_then(|p| p.sample());
+        self.metrics.render(self.gate.current(), self.ready(), process.as_ref())
     }
 
     /// The hot knobs in force (the macronode's dispatcher reads `work_queue_max` here).

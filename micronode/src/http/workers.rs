@@ -152,6 +152,9 @@ impl Pool {
         let Job { token, admitted, body, encoding, corr_id, close, head_only } = job;
         let held = body.len();
         let service = &self.service;
+        // The traced request (crate::trace): core's phases open their spans under it.
+        let span = crate::trace::request_span(&corr_id, admitted.route());
+        let _request = span.enter();
         let response = match decode(body, encoding, admitted.body_max(), self.decomp_ratio_max) {
             Err(error) => {
                 service.record_http(admitted.route(), error.status());
@@ -160,6 +163,7 @@ impl Pool {
             }
             Ok(body) => answer_guarded(service, &admitted, &body, &corr_id),
         };
+        span.record("status", response.status);
         tracing::debug!(corr_id, route = admitted.route(), status = response.status, "answered");
         let head = framing::response_head(&response, &corr_id, close);
         let body = if head_only { Vec::new() } else { response.body };

@@ -811,7 +811,7 @@ fn a_neighbours_floods_leave_a_tenants_documents_runs_and_proofs_answerable() {
     let mut flood = Vec::new();
     for i in 0..8 {
         let epoch = format!("big-{i}");
-        let reply = as_tenant(&node, &b, "PUT", "/rewarder/inputs", &large_inputs(&epoch, 10_000));
+        let reply = as_tenant(&node, &b, "PUT", "/rewarder/inputs", &large_inputs(&epoch, 4_000));
         assert_eq!(reply.status, 201, "{:?}", reply.json());
         flood.push((epoch, reply.json()));
     }

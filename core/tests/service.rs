@@ -748,7 +748,7 @@ fn a_neighbours_floods_leave_a_tenants_documents_and_runs_answerable() {
     assert_eq!(n.compute("2026-11-29", &body_a, Some(&a)).status(), 200);
     // Eight large documents: more than the whole store holds.
     let flood: Vec<Answer> =
-        (0..8).map(|i| n.put_inputs(&large_inputs(&format!("big-{i}"), 10_000), Some(&b))).collect();
+        (0..8).map(|i| n.put_inputs(&large_inputs(&format!("big-{i}"), 4_000), Some(&b))).collect();
     assert!(flood.iter().all(|f| f.status() == 201));
     let pb = n.put_policy(&policy, Some(&b));
     let first = n.compute("big-0", &compute_body(&flood[0].json, &pb.json), Some(&b));

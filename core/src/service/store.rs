@@ -243,9 +243,14 @@ impl Runs {
 
     /// Stores a run (replacing one with the same id) and makes it its epoch's latest.
     pub(crate) fn insert(&mut self, run: Arc<StoredRun>) {
+        self.mark_latest(&run);
+        self.put(run);
+    }
+
+    /// Stores a run (replacing one with the same id), forgetting the latest runs evicted.
+    fn put(&mut self, run: Arc<StoredRun>) {
         let m = run.run.manifest();
         let (tenant, id) = (m.tenant.clone(), m.run_id.clone());
-        self.mark_latest(&run);
         let weight = run_weight(&run.run);
         for (evicted_id, evicted) in self.fair.insert(&tenant, id, run, weight) {
             let m = evicted.run.manifest();
@@ -258,14 +263,20 @@ impl Runs {
 
     /// Keeps a run out of eviction until as many [`Runs::unpin`]s: while the ledger has not
     /// answered all its intents (in egress, or in the quarantine queue), it stays answerable
-    /// by `GET /rewarder/epochs/{epoch}` and its proofs. A run no longer stored (evicted
-    /// between its compute and now) is stored again first.
+    /// by `GET /rewarder/epochs/{epoch}` and its proofs.
+    ///
+    /// The store then holds this very `Arc`, the one egress records progress on: a run no
+    /// longer stored (evicted between its compute and now) is stored again, as its epoch's
+    /// latest as its compute made it; a twin computed by a racing compute of the same request
+    /// is replaced, the epoch's latest left as it is.
     pub(crate) fn pin(&mut self, run: &Arc<StoredRun>) {
         let m = run.run.manifest();
-        if !self.fair.pin(&m.tenant, m.run_id.as_str()) {
-            self.insert(Arc::clone(run));
-            self.fair.pin(&m.tenant, m.run_id.as_str());
+        match self.fair.get(&m.tenant, m.run_id.as_str()) {
+            Some(held) if Arc::ptr_eq(held, run) => {}
+            Some(_) => self.put(Arc::clone(run)),
+            None => self.insert(Arc::clone(run)),
         }
+        self.fair.pin(&m.tenant, m.run_id.as_str());
     }
 
     /// Drops one pin of a run (see [`Runs::pin`]).
@@ -437,7 +448,18 @@ mod tests {
         assert!(runs.latest("a", "e1").is_some());
         // Pinning a run the store no longer holds stores it again, as its epoch's latest.
         runs.pin(&queued);
-        assert_eq!(runs.latest("b", "q").unwrap().run.run_id(), queued.run.run_id());
+        assert!(Arc::ptr_eq(&runs.latest("b", "q").unwrap(), &queued));
+        // Pinning a twin (the same run computed by a racing compute) makes the store hold it.
+        let twin = stored_run(&p, "b", "q", 10);
+        assert_eq!(twin.run.run_id(), queued.run.run_id());
+        runs.pin(&twin);
+        assert!(Arc::ptr_eq(&runs.get("b", twin.run.run_id()).unwrap(), &twin));
+        runs.unpin(&twin);
+        runs.unpin(&queued);
+        for pool in 0..5 {
+            runs.insert(stored_run(&p, "b", &format!("e{pool}"), 10 + pool));
+        }
+        assert!(runs.get("b", twin.run.run_id()).is_none(), "both pins dropped");
     }
 
     #[test]

@@ -92,6 +92,7 @@ impl Service {
             Endpoint::Compute { epoch } => {
                 self.compute(tenant(principal)?, epoch, body, routed.with_allocations)
             }
+            Endpoint::Compare { epoch, html } => self.compare(tenant(principal)?, epoch, body, *html),
             Endpoint::Epoch { epoch } => {
                 self.epoch_result(tenant(principal)?, epoch, routed.with_allocations)
             }

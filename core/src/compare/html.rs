@@ -36,11 +36,11 @@ th,td{padding:.3rem .6rem;border-bottom:1px solid #eef1f5;text-align:left;vertic
 th{font-weight:600;background:#f7f8fa}\
 .n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
 .a{color:#1d4ed8}.b{color:#b45309}.up{color:#15803d}.down{color:#b91c1c}\
-.tag{display:inline-block;font-size:.75em;padding:0 .4em;border-radius:.3em;background:#eef1f5;margin:0 .25em .1em 0}\
+.tag{display:inline-block;white-space:nowrap;font-size:.75em;padding:0 .4em;border-radius:.3em;\
+background:#eef1f5;margin:0 .25em .1em 0}\
 .charts{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start}\
-figure{margin:0}figcaption{color:#5a6475;font-size:.9em}\
-svg{max-width:100%;height:auto}svg text{font:11px system-ui,sans-serif;fill:#5a6475}\
-.cols{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:1.5rem}";
+figure{margin:0;display:table}figcaption{display:table-caption;caption-side:bottom;color:#5a6475;font-size:.9em}\
+svg{max-width:100%;height:auto}svg text{font:11px system-ui,sans-serif;fill:#5a6475}";
 
 /// Colours of the two sides (SVG presentation attributes, which the policy allows).
 const COLOUR_A: &str = "#1d4ed8";
@@ -116,7 +116,6 @@ pub fn render(comparison: &Comparison, top: usize) -> String {
     lorenz(&mut out, comparison);
     out.push_str("</div>\n");
 
-    out.push_str("<div class=\"cols\">\n<section>\n");
     rows_table(
         &mut out,
         "Top gainers",
@@ -124,7 +123,6 @@ pub fn render(comparison: &Comparison, top: usize) -> String {
         comparison.gainers(),
         "No actor is paid more under B.",
     );
-    out.push_str("</section>\n<section>\n");
     rows_table(
         &mut out,
         "Top losers",
@@ -132,7 +130,6 @@ pub fn render(comparison: &Comparison, top: usize) -> String {
         comparison.losers(),
         "No actor is paid less under B.",
     );
-    out.push_str("</section>\n</div>\n");
     let capped_total = comparison.rows().filter(|r| r.capped_a || r.capped_b).count();
     rows_table(
         &mut out,
@@ -266,7 +263,7 @@ fn histogram(out: &mut String, comparison: &Comparison) {
     };
     let bins = hi - lo + 1;
     let most = (lo..=hi).map(|i| ca[i].max(cb[i])).max().unwrap_or(1).max(1);
-    let (left, top, plot_w, plot_h) = (48u64, 28u64, 640u64, 200u64);
+    let (left, top, plot_w, plot_h) = (48u64, 28u64, 560u64, 220u64);
     let width = left + plot_w + 16;
     let height = top + plot_h + 44;
     let group = plot_w / bins as u64;
@@ -295,7 +292,7 @@ fn histogram(out: &mut String, comparison: &Comparison) {
             if tick == 0 { "0".to_owned() } else { grouped(u128::from(value)) }
         );
     }
-    let label_every = bins.div_ceil(20).max(1);
+    let label_every = bins.div_ceil(12).max(1);
     for (j, i) in (lo..=hi).enumerate() {
         let x = left + j as u64 * group;
         let range = match bounds.get(i + 1) {

@@ -81,7 +81,7 @@ fn push_escaped(out: &mut String, s: &str) {
 pub fn render(comparison: &Comparison, top: usize) -> String {
     let (a, b) = (comparison.a(), comparison.b());
     let m = a.run().manifest();
-    let mut out = String::with_capacity(32 * 1024 + top * 4 * 256);
+    let mut out = String::with_capacity(64 * 1024);
     out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
     let _ = writeln!(
         out,

@@ -1,6 +1,7 @@
 //! The endpoints that do not compute: the open probes (`/healthz`, `/readyz`, `/version`,
 //! `/metrics`), the sealed-document uploads and the knob reload — plus the dispatch of a
-//! routed, admitted request to its handler. Computes, results and proofs are in `compute`.
+//! routed, admitted request to its handler. Computes, comparisons, results and proofs are in
+//! `compute`.
 
 use std::sync::Arc;
 

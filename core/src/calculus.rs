@@ -75,15 +75,19 @@ fn scores_noting(
     let mut out = Vec::with_capacity(inputs.actor_count());
     for a in 0..inputs.actor_count() {
         let mut s: u128 = 0;
-        let mut bound = false;
         for u in inputs.usage(a) {
             let k = usize::from(u.kind);
             let capped = u.units.min(caps[k]);
-            bound |= capped < u.units && weights[k] > 0;
             let term = weights[k].checked_mul(capped).ok_or_else(|| overflow("a score term"))?;
             s = s.checked_add(term).ok_or_else(|| overflow("a score"))?;
         }
-        if bound && let Some(list) = kind_capped.as_deref_mut() {
+        // Asked only by a comparison: a plain compute pays nothing for it.
+        if let Some(list) = kind_capped.as_deref_mut()
+            && inputs
+                .usage(a)
+                .iter()
+                .any(|u| u.units > caps[usize::from(u.kind)] && weights[usize::from(u.kind)] > 0)
+        {
             list.push(a as u32);
         }
         out.push(s);

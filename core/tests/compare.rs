@@ -180,6 +180,19 @@ proptest! {
                 prop_assert!(policy.min_payout_minor() > 1);
             }
             prop_assert_eq!(s.capped, side.bounds().ceiling.len() as u64);
+            // Kind-capped: more units than a weighed kind's cap (from the inputs' own usage).
+            let kinds = inputs.kinds();
+            let lowered: Vec<u32> = (0..n)
+                .filter(|&a| {
+                    inputs.usage(a).iter().any(|u| {
+                        let kind = &kinds[usize::from(u.kind)];
+                        policy.cap(kind).is_some_and(|cap| u.units > u128::from(cap)) && policy.weight(kind) > 0
+                    })
+                })
+                .map(|a| a as u32)
+                .collect();
+            prop_assert_eq!(&side.bounds().kind_capped, &lowered);
+            prop_assert_eq!(s.kind_capped, lowered.len() as u64);
         }
     }
 

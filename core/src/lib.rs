@@ -19,6 +19,7 @@ pub use error::{Code, Error};
 pub use inputs::{Inputs, Limits, Usage};
 pub use policy::Policy;
 pub mod calculus;
+pub mod compare;
 mod invariants;
 pub mod manifest;
 pub mod merkle;
@@ -28,6 +29,7 @@ pub mod service;
 pub mod sign;
 mod wide;
 
+pub use compare::Comparison;
 pub use manifest::Manifest;
 pub use run::{Allocation, Proof, Run};
 pub use sign::{Signatures, SigningKeys};

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::calculus::{self, Outcome, Payee};
+use crate::calculus::{self, Bounds, Outcome, Payee};
 use crate::commit;
 use crate::error::{Code, Error};
 use crate::inputs::Inputs;
@@ -47,7 +47,22 @@ impl Run {
     ///
     /// An invariant failure is `Code::InvariantViolation`: nothing of the run may leave.
     pub fn compute(inputs: &Arc<Inputs>, policy: &Policy, tenant: &str) -> Result<Run, Error> {
-        let outcome = calculus::allocate(inputs, policy)?;
+        Run::commit(inputs, policy, tenant, calculus::allocate(inputs, policy)?)
+    }
+
+    /// [`Run::compute`], and which actors the policy's limits bound in this very run (what a
+    /// comparison reports, `crate::compare`). The run is the one `compute` makes.
+    pub fn compute_with_bounds(
+        inputs: &Arc<Inputs>,
+        policy: &Policy,
+        tenant: &str,
+    ) -> Result<(Run, Bounds), Error> {
+        let (outcome, bounds) = calculus::allocate_with_bounds(inputs, policy)?;
+        Ok((Run::commit(inputs, policy, tenant, outcome)?, bounds))
+    }
+
+    /// Checks the invariants of an allocation, then commits to it: root, manifest, digest.
+    fn commit(inputs: &Arc<Inputs>, policy: &Policy, tenant: &str, outcome: Outcome) -> Result<Run, Error> {
         crate::invariants::check(inputs, &outcome)?;
         let leaves =
             merkle::leaves(outcome.payees.iter().map(|p| (inputs.actor(p.actor as usize), p.amount)));

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rewarder_core::service::{
-    Artifacts, Clock, Config, HotKnobs, JSON, Overlap, PROMETHEUS_TEXT, Profile, Reload, Request, Response,
-    Service, auth,
+    Artifacts, Clock, Config, HTML, HotKnobs, JSON, Overlap, PROMETHEUS_TEXT, Profile, Reload, Request,
+    Response, Service, auth,
 };
 use rewarder_core::{Limits, SigningKeys, merkle, sign};
 use serde_json::{Value, json};
@@ -527,6 +527,168 @@ fn the_same_request_is_the_same_run() {
     assert_eq!(metric(&text, "reward_invariant_fail_total"), 0);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Compare (API.md §1.3)
+
+/// The waterfill vector with its golden second policy (testing/compare/waterfill).
+fn waterfill_pair() -> (Vec<u8>, Vec<u8>, Vec<u8>, Value) {
+    let dir = vectors().join("waterfill");
+    let compare = vectors().join("../compare/waterfill");
+    let expected = serde_json::from_slice(&read(&compare, "expected.json")).unwrap();
+    (read(&dir, "inputs.json"), read(&dir, "policy.json"), read(&compare, "policy-b.json"), expected)
+}
+
+impl Node {
+    /// Uploads the inputs and both policies; the compare body naming them.
+    fn upload_pair(&self, inputs: &[u8], a: &[u8], b: &[u8], authorization: Option<&str>) -> Value {
+        let i = self.put_inputs(inputs, authorization).json;
+        let (pa, pb) = (self.put_policy(a, authorization).json, self.put_policy(b, authorization).json);
+        json!({
+            "inputs_cid": i["inputs_cid"],
+            "policy_a": {"policy_id": pa["policy_id"], "policy_hash": pa["policy_hash"]},
+            "policy_b": {"policy_id": pb["policy_id"], "policy_hash": pb["policy_hash"]},
+        })
+    }
+
+    fn compare(&self, url: &str, body: &Value, authorization: Option<&str>) -> Answer {
+        self.call("POST", url, authorization, body.to_string().as_bytes())
+    }
+}
+
+#[test]
+fn compare_answers_the_golden_comparison_and_stores_sends_signs_nothing() {
+    let n = node();
+    let (inputs, a, b, expected) = waterfill_pair();
+    let body = n.upload_pair(&inputs, &a, &b, None);
+    let kept_before = n.artifacts.kept.lock().unwrap().len();
+    let answer = n.compare("/rewarder/epochs/waterfill/compare", &body, None);
+    assert_eq!((answer.status(), answer.response.content_type), (200, JSON));
+    assert_eq!(answer.json, expected, "the HTTP comparison is the golden one");
+
+    let html = n.compare("/rewarder/epochs/waterfill/compare?format=html", &body, None);
+    assert_eq!((html.status(), html.response.content_type), (200, HTML));
+    let page = String::from_utf8(html.response.body).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert!(page.contains("http-equiv=\"Content-Security-Policy\" content=\"default-src 'none';"));
+    for side in ["a", "b"] {
+        assert!(page.contains(expected[side]["manifest_digest"].as_str().unwrap()));
+    }
+
+    // A what-if is no run of the epoch: nothing stored, kept or sent.
+    assert_eq!(n.get("/rewarder/epochs/waterfill", None).code(), "unknown_epoch");
+    assert_eq!(n.artifacts.kept.lock().unwrap().len(), kept_before);
+    let text = n.metrics();
+    assert_eq!(metric(&text, "reward_runs_total{status=\"ok\"}"), 4, "two runs per compare");
+    assert_eq!(metric(&text, "reward_compute_latency_seconds_count{scale=\"S\"}"), 4);
+    assert_eq!(
+        metric(&text, "http_requests_total{route=\"/rewarder/epochs/{epoch}/compare\",code=\"200\"}"),
+        2
+    );
+}
+
+#[test]
+fn compare_with_the_same_policy_twice_is_an_empty_diff() {
+    let n = node();
+    let (inputs, a, _, _) = waterfill_pair();
+    let mut body = n.upload_pair(&inputs, &a, &a, None);
+    body["top"] = json!(10_000);
+    let answer = n.compare("/rewarder/epochs/waterfill/compare", &body, None);
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.json["movers"], json!([]));
+    assert_eq!(answer.json["change"]["movers"], 0);
+    assert_eq!(answer.json["change"]["gini"], "0.000000");
+    assert_eq!(answer.json["a"], answer.json["b"]);
+}
+
+#[test]
+fn compare_refusals_are_the_envelopes_of_compute() {
+    let n = node();
+    let (inputs, a, b, _) = waterfill_pair();
+    let good = n.upload_pair(&inputs, &a, &b, None);
+    let with = |path: &[&str], v: Value| {
+        let mut body = good.clone();
+        match path {
+            [k] => body[*k] = v,
+            [k, inner] => body[*k][*inner] = v,
+            _ => unreachable!(),
+        }
+        body
+    };
+    let url = "/rewarder/epochs/waterfill/compare";
+    let cases = [
+        (url, with(&["inputs_cid"], json!("b3:00")), 404, "unknown_inputs", Some("inputs_cid")),
+        (
+            url,
+            with(&["policy_a", "policy_hash"], json!("b3:00")),
+            404,
+            "unknown_policy",
+            Some("policy_a.policy_hash"),
+        ),
+        (
+            url,
+            with(&["policy_b", "policy_hash"], json!("b3:00")),
+            404,
+            "unknown_policy",
+            Some("policy_b.policy_hash"),
+        ),
+        (
+            url,
+            with(&["policy_a", "policy_id"], json!("other")),
+            422,
+            "policy_mismatch",
+            Some("policy_a.policy_id"),
+        ),
+        (
+            url,
+            with(&["policy_b", "policy_id"], json!("p")),
+            422,
+            "policy_mismatch",
+            Some("policy_b.policy_id"),
+        ),
+        ("/rewarder/epochs/ties/compare", good.clone(), 422, "epoch_mismatch", Some("epoch")),
+        (url, with(&["top"], json!(10_001)), 422, "schema", Some("top")),
+        (url, with(&["dry_run"], json!(true)), 422, "schema", Some("dry_run")),
+        (url, with(&["policy_b"], json!("b3:00")), 422, "schema", Some("policy_b")),
+        (url, json!([]), 422, "schema", None),
+        ("/rewarder/epochs/waterfill/compare?format=pdf", good.clone(), 400, "bad_request", Some("format")),
+    ];
+    for (url, body, status, code, field) in cases {
+        let a = n.compare(url, &body, None);
+        assert_eq!((a.status(), a.code()), (status, code), "{url} {body}");
+        assert_eq!(a.json["error"]["details"]["field"].as_str(), field, "{body}");
+    }
+    let a = n.call("POST", url, None, b"{nope");
+    assert_eq!((a.status(), a.code()), (400, "malformed_json"));
+    assert_eq!(n.call("GET", url, None, b"").code(), "method_not_allowed");
+    assert_eq!(metric(&n.metrics(), "reward_runs_total{status=\"ok\"}"), 0, "no refusal computed");
+}
+
+#[test]
+fn compare_needs_the_compute_scope_and_sees_only_the_tenants_documents() {
+    let n = Setup { auth: true, ..Setup::default() }.node();
+    let (inputs, a, b, _) = waterfill_pair();
+    let (owner, other) = (token("tenant-a", "compute"), token("tenant-b", "compute"));
+    let body = n.upload_pair(&inputs, &a, &b, Some(&owner));
+    let url = "/rewarder/epochs/waterfill/compare";
+    assert_eq!(n.compare(url, &body, None).code(), "unauthenticated");
+    assert_eq!(n.compare(url, &body, Some(&token("tenant-a", "read"))).code(), "forbidden");
+    assert_eq!(n.compare(url, &body, Some(&other)).code(), "unknown_inputs");
+    let answer = n.compare(url, &body, Some(&owner));
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.json["tenant"], "tenant-a");
+    assert_eq!(answer.json["b"]["manifest"]["tenant"], "tenant-a");
+}
+
+#[test]
+fn compare_is_held_by_the_inflight_cap() {
+    let n = Setup { hot: HotKnobs { max_inflight: 0, ..HotKnobs::default() }, ..Setup::default() }.node();
+    let (inputs, a, b, _) = waterfill_pair();
+    let body = n.upload_pair(&inputs, &a, &b, None);
+    let answer = n.compare("/rewarder/epochs/waterfill/compare", &body, None);
+    assert_eq!((answer.status(), answer.code()), (503, "overloaded"));
+    assert_eq!(metric(&n.metrics(), "rejected_total{reason=\"inflight\"}"), 1);
+}
+
 /// An [`Overlap`] on a second thread that counts its uses.
 #[derive(Default)]
 struct CountingThreads(AtomicU64);
@@ -835,6 +997,7 @@ fn bad_tokens_are_401_and_missing_scopes_403() {
         ("PUT", "/rewarder/inputs", &read),
         ("PUT", "/rewarder/policies", &read),
         ("POST", "/rewarder/epochs/e/compute", &read),
+        ("POST", "/rewarder/epochs/e/compare", &read),
         ("GET", "/rewarder/epochs/e", &compute),
         ("GET", "/rewarder/epochs/e/proof/a", &compute),
         ("POST", "/rewarder/admin/reload", &compute),

@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use rewarder_core::result::{AllocationJson, ResultJson};
 use rewarder_core::service::auth;
-use rewarder_core::{Code, Error, Inputs, Limits, Policy, Run, commit, manifest, merkle, sign};
+use rewarder_core::{
+    Code, Comparison, Error, Inputs, Limits, Policy, Run, commit, compare, manifest, merkle, sign,
+};
 
 use crate::error::RewarderError;
-use crate::records::{self, ComputeOutput, Manifest, ProofStep, Verification};
+use crate::records::{self, CompareOutput, ComputeOutput, Manifest, ProofStep, Verification};
 
 /// Computes the run of a sealed inputs document under a sealed policy for `tenant`, exactly
 /// as a node would (CALCULUS.md): the same bytes give the same run id, allocations and
@@ -23,14 +25,50 @@ use crate::records::{self, ComputeOutput, Manifest, ProofStep, Verification};
 /// `duplicate_event`, … or `bad_request` for the tenant); `Internal` if an invariant failed.
 #[uniffi::export]
 pub fn compute(inputs: Vec<u8>, policy: Vec<u8>, tenant: String) -> Result<ComputeOutput, RewarderError> {
-    if !auth::valid_tenant(&tenant) {
-        let message = "tenant must be 1-64 characters of [A-Za-z0-9._-]";
-        return Err(Error::field(Code::BadRequest, "tenant", message).into());
-    }
+    check_tenant(&tenant)?;
     let inputs = Arc::new(Inputs::parse(&inputs, &Limits::UNBOUNDED)?);
     let policy = Policy::parse(&policy)?;
     let run = Run::compute(&inputs, &policy, &tenant)?;
     Ok(ComputeOutput::from(&run))
+}
+
+/// Compares the run of a sealed inputs document under `policy_a` with its run under
+/// `policy_b`, for `tenant` (API.md §1.3): each side's manifest, digest and figures (payees,
+/// totals, Gini, top shares, actors capped and under the dust threshold), the `top` actors
+/// whose payout changes most, and — when `actor` names one of the inputs — that actor's row,
+/// so an app can show a participant its payout under a proposed policy. Each side is exactly
+/// the run `compute` returns for the same documents and tenant.
+///
+/// Runs on the calling thread: two computes and a sort of the movers.
+///
+/// Errors: `Invalid` with the code of a refused document (the inputs first, then policy A,
+/// then policy B), or `bad_request` for the tenant or a `top` above 10,000; `Internal` if an
+/// invariant failed.
+#[uniffi::export]
+pub fn compare(
+    inputs: Vec<u8>,
+    policy_a: Vec<u8>,
+    policy_b: Vec<u8>,
+    tenant: String,
+    top: u32,
+    actor: Option<String>,
+) -> Result<CompareOutput, RewarderError> {
+    check_tenant(&tenant)?;
+    let top = usize::try_from(top).ok().filter(|t| *t <= compare::TOP_MAX).ok_or_else(|| {
+        Error::field(Code::BadRequest, "top", format!("top must be at most {}", compare::TOP_MAX))
+    })?;
+    let inputs = Arc::new(Inputs::parse(&inputs, &Limits::UNBOUNDED)?);
+    let (policy_a, policy_b) = (Policy::parse(&policy_a)?, Policy::parse(&policy_b)?);
+    let comparison = Comparison::compute(&inputs, &policy_a, &policy_b, &tenant)?;
+    Ok(CompareOutput::new(&comparison, top, actor.as_deref()))
+}
+
+/// `bad_request` unless `tenant` is 1–64 characters of `[A-Za-z0-9._-]`.
+fn check_tenant(tenant: &str) -> Result<(), Error> {
+    if auth::valid_tenant(tenant) {
+        return Ok(());
+    }
+    Err(Error::field(Code::BadRequest, "tenant", "tenant must be 1-64 characters of [A-Za-z0-9._-]"))
 }
 
 /// The content id of a sealed document, `"b3:" + hex(BLAKE3(bytes))`: what a node answers
@@ -162,6 +200,14 @@ mod tests {
     #[test]
     fn a_bad_tenant_is_invalid_before_any_parsing() {
         let e = compute(Vec::new(), Vec::new(), "has space".into()).unwrap_err();
+        assert!(matches!(e, RewarderError::Invalid { ref code, .. } if code == "bad_request"), "{e}");
+    }
+
+    #[test]
+    fn compare_refuses_a_bad_tenant_or_top_before_any_parsing() {
+        let e = compare(Vec::new(), Vec::new(), Vec::new(), "a b".into(), 1, None).unwrap_err();
+        assert!(matches!(e, RewarderError::Invalid { ref code, .. } if code == "bad_request"), "{e}");
+        let e = compare(Vec::new(), Vec::new(), Vec::new(), "default".into(), 10_001, None).unwrap_err();
         assert!(matches!(e, RewarderError::Invalid { ref code, .. } if code == "bad_request"), "{e}");
     }
 

@@ -1,7 +1,8 @@
 //! The FFI facade of svc-rewarder (`spec/FFI.md`): UniFFI exports under the namespace
 //! `rewarder`, so Android (Kotlin package `uniffi.rewarder`) and iOS (Swift module `rewarder`)
-//! apps can compute an epoch on the device, verify what a server sent them (digest,
-//! signatures, the Merkle proof of their own payout) and run an embedded node.
+//! apps can compute an epoch on the device, compare two policies on it (a participant's payout
+//! under a proposed policy), verify what a server sent them (digest, signatures, the Merkle
+//! proof of their own payout) and run an embedded node.
 //!
 //! It converts types and errors and adds nothing else (ARCHITECTURE.md rule 4): parsing, the
 //! calculus, commitments and signatures are `rewarder-core`'s; the embedded node is
@@ -26,8 +27,13 @@ mod embedded;
 mod error;
 mod records;
 
-pub use api::{compute, content_id, manifest_digest, verify_allocation, verify_result, verify_signature};
+pub use api::{
+    compare, compute, content_id, manifest_digest, verify_allocation, verify_result, verify_signature,
+};
 #[cfg(feature = "embedded")]
 pub use embedded::EmbeddedNode;
 pub use error::RewarderError;
-pub use records::{Allocation, ComputeOutput, EmbeddedConfig, Manifest, ProofStep, Verification};
+pub use records::{
+    Allocation, CompareOutput, CompareSide, CompareSummary, ComputeOutput, EmbeddedConfig, Manifest,
+    PayoutChange, ProofStep, Verification,
+};

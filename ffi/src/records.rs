@@ -1,7 +1,8 @@
 //! The records of the FFI surface (FFI.md "Records") and their conversions from and to the
 //! core's types. Amounts stay decimal strings, hashes stay the strings of the wire.
 
-use rewarder_core::{Run, manifest, merkle, run};
+use rewarder_core::compare::{Row, Side, Summary};
+use rewarder_core::{Comparison, Run, manifest, merkle, run};
 
 /// The run manifest of CALCULUS.md §4: what the digest covers and the signatures sign.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -55,6 +56,79 @@ pub struct ComputeOutput {
     pub manifest_digest: String,
     /// The payees, ascending by actor id.
     pub allocations: Vec<Allocation>,
+}
+
+/// The figures of one side of a comparison, over every actor of the inputs (API.md §1.3).
+/// Ratios are decimal strings with six decimals, rounded half to even (`"0.296025"`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct CompareSummary {
+    /// Actors paid.
+    pub payees: u64,
+    /// The sum of every payout, decimal.
+    pub payout_total_minor: String,
+    /// Pool minus payouts, decimal.
+    pub residual_minor: String,
+    /// The Gini coefficient of the payouts, zeros included.
+    pub gini: String,
+    /// The share of the ⌈n/100⌉ largest payouts in the total.
+    pub top1_share: String,
+    /// The share of the ⌈n/10⌉ largest payouts in the total.
+    pub top10_share: String,
+    /// Actors the per-actor ceiling bound.
+    pub capped: u64,
+    /// Actors whose score a kind cap lowered.
+    pub kind_capped: u64,
+    /// Actors whose allocation was under the dust threshold (not paid).
+    pub dust: u64,
+}
+
+/// One side of a comparison: the run's manifest and digest (what a node signs for the same
+/// documents and tenant), and its figures.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct CompareSide {
+    /// The manifest of the run.
+    pub manifest: Manifest,
+    /// `"b3:…"` digest of the manifest.
+    pub manifest_digest: String,
+    /// The figures.
+    pub summary: CompareSummary,
+}
+
+/// One actor under both policies.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PayoutChange {
+    /// The actor id.
+    pub actor: String,
+    /// Its payout under policy A, decimal.
+    pub amount_a_minor: String,
+    /// Its payout under policy B, decimal.
+    pub amount_b_minor: String,
+    /// B − A, decimal, with a leading `-` when B pays less.
+    pub delta_minor: String,
+    /// The per-actor ceiling bound it under A.
+    pub capped_a: bool,
+    /// The per-actor ceiling bound it under B.
+    pub capped_b: bool,
+    /// Its allocation under A was dust (not paid).
+    pub dust_a: bool,
+    /// Its allocation under B was dust (not paid).
+    pub dust_b: bool,
+}
+
+/// What `compare` returns: both sides, the movers, and the row of the actor asked for.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct CompareOutput {
+    /// Actors of the inputs, paid or not.
+    pub population: u64,
+    /// The run under policy A.
+    pub a: CompareSide,
+    /// The run under policy B.
+    pub b: CompareSide,
+    /// The actors whose payout changes, at most `top`, largest change first (ties: actor id
+    /// ascending).
+    pub movers: Vec<PayoutChange>,
+    /// The row of the `actor` asked for, mover or not; none when not asked or not in the inputs.
+    pub actor: Option<PayoutChange>,
 }
 
 /// One step of a Merkle proof, bottom-up: the sibling's hash and the side it sits on.
@@ -188,6 +262,60 @@ impl From<&Run> for ComputeOutput {
             manifest: run.manifest().into(),
             manifest_digest: run.manifest_digest(),
             allocations: run.allocations().map(Allocation::from).collect(),
+        }
+    }
+}
+
+impl From<&Summary> for CompareSummary {
+    fn from(s: &Summary) -> Self {
+        CompareSummary {
+            payees: s.payees,
+            payout_total_minor: s.payout_total_minor.to_string(),
+            residual_minor: s.residual_minor.to_string(),
+            gini: s.gini.to_string(),
+            top1_share: s.top1_share.to_string(),
+            top10_share: s.top10_share.to_string(),
+            capped: s.capped,
+            kind_capped: s.kind_capped,
+            dust: s.dust,
+        }
+    }
+}
+
+impl From<&Side> for CompareSide {
+    fn from(side: &Side) -> Self {
+        CompareSide {
+            manifest: side.run().manifest().into(),
+            manifest_digest: side.run().manifest_digest(),
+            summary: side.summary().into(),
+        }
+    }
+}
+
+impl From<&Row<'_>> for PayoutChange {
+    fn from(r: &Row<'_>) -> Self {
+        PayoutChange {
+            actor: r.actor.to_owned(),
+            amount_a_minor: r.amount_a.to_string(),
+            amount_b_minor: r.amount_b.to_string(),
+            delta_minor: r.delta().to_string(),
+            capped_a: r.capped_a,
+            capped_b: r.capped_b,
+            dust_a: r.dust_a,
+            dust_b: r.dust_b,
+        }
+    }
+}
+
+impl CompareOutput {
+    /// The output of `comparison`: at most `top` movers, and `actor`'s row when asked.
+    pub(crate) fn new(comparison: &Comparison, top: usize, actor: Option<&str>) -> Self {
+        CompareOutput {
+            population: comparison.population() as u64,
+            a: comparison.a().into(),
+            b: comparison.b().into(),
+            movers: comparison.movers(top).iter().map(PayoutChange::from).collect(),
+            actor: actor.and_then(|a| comparison.row(a)).as_ref().map(PayoutChange::from),
         }
     }
 }

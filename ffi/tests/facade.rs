@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use rewarder_ffi::{
-    Allocation, EmbeddedConfig, EmbeddedNode, Manifest, ProofStep, RewarderError, compute, content_id,
-    manifest_digest, verify_allocation, verify_result, verify_signature,
+    Allocation, EmbeddedConfig, EmbeddedNode, Manifest, ProofStep, RewarderError, compare, compute,
+    content_id, manifest_digest, verify_allocation, verify_result, verify_signature,
 };
 use rewarder_testkit::golden::{cases, vectors};
 use serde_json::Value;
@@ -234,4 +234,51 @@ fn the_embedded_node_is_private_to_its_app() {
             .unwrap();
     assert_eq!(own.token(), None, "the app mints its own tokens");
     assert_eq!(curl(&format!("{}/rewarder/epochs/e1", own.base_url()), None), "401");
+}
+
+#[test]
+fn compare_gives_the_golden_comparison_and_a_participants_row() {
+    let dir = vectors().join("waterfill");
+    let golden = vectors().join("../compare/waterfill");
+    let want = expected(&golden);
+    let (inputs, a, b) =
+        (read(&dir, "inputs.json"), read(&dir, "policy.json"), read(&golden, "policy-b.json"));
+    let out =
+        compare(inputs.clone(), a.clone(), b.clone(), "default".into(), 100, Some("s1".into())).unwrap();
+    assert_eq!(out.population, 5);
+    for (side, key, policy) in [(&out.a, "a", &a), (&out.b, "b", &b)] {
+        assert_eq!(side.manifest, manifest_of(&want[key]["manifest"]));
+        assert_eq!(side.manifest_digest, want[key]["manifest_digest"]);
+        let plain = compute(inputs.clone(), policy.clone(), "default".into()).unwrap();
+        assert_eq!((&side.manifest, &side.manifest_digest), (&plain.manifest, &plain.manifest_digest));
+        let s = &want[key]["summary"];
+        assert_eq!(side.summary.gini, s["gini"]);
+        assert_eq!(side.summary.top1_share, s["top1_share"]);
+        assert_eq!(side.summary.top10_share, s["top10_share"]);
+        assert_eq!(
+            (side.summary.capped, side.summary.dust),
+            (s["capped"].as_u64().unwrap(), s["dust"].as_u64().unwrap())
+        );
+    }
+    let movers: Vec<(String, String)> =
+        out.movers.iter().map(|m| (m.actor.clone(), m.delta_minor.clone())).collect();
+    let want_movers: Vec<(String, String)> = want["movers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["actor"].as_str().unwrap().to_owned(), m["delta_minor"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(movers, want_movers);
+    let s1 = out.actor.unwrap();
+    assert_eq!(
+        (s1.amount_a_minor.as_str(), s1.amount_b_minor.as_str(), s1.dust_a, s1.dust_b),
+        ("0", "39", true, false)
+    );
+
+    let same =
+        compare(inputs.clone(), a.clone(), a.clone(), "default".into(), 100, Some("nobody".into())).unwrap();
+    assert!(same.movers.is_empty() && same.actor.is_none());
+    assert_eq!(same.a, same.b);
+    let e = compare(inputs, a, b"{}".to_vec(), "default".into(), 100, None).unwrap_err();
+    assert_eq!(code_of(e), "schema");
 }

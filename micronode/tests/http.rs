@@ -1,6 +1,6 @@
 //! The micronode binary over real TCP: the transport's limits and errors, signals and amnesia,
-//! configuration errors, the `compute` and `mint-token` commands, and the golden vectors over
-//! HTTP. Every node binds 127.0.0.1:0; every wait is bounded.
+//! configuration errors, the `compute`, `compare` and `mint-token` commands, and the golden
+//! vectors (and comparisons) over HTTP. Every node binds 127.0.0.1:0; every wait is bounded.
 
 mod support;
 
@@ -917,6 +917,152 @@ fn golden_vector_over_http_with_a_gzip_upload() {
 
 const KEY_1: &str = "6b31000000000000000000000000000000000000000000000000000000000001";
 const KEY_2: &str = "6b32000000000000000000000000000000000000000000000000000000000002";
+
+// ---- the compare command and route (API.md §1.3) -------------------------------------------
+
+/// `testing/compare/<case>/<file>`, beside the golden vectors.
+fn comparison_file(case: &str, file: &str) -> std::path::PathBuf {
+    vectors().join("../compare").join(case).join(file)
+}
+
+fn cli_compare(case: &str, extra: &[&str]) -> std::process::Output {
+    let (inputs, a, b) = (
+        vectors().join(case).join("inputs.json"),
+        vectors().join(case).join("policy.json"),
+        comparison_file(case, "policy-b.json"),
+    );
+    let mut args = vec![
+        "compare",
+        "--inputs",
+        inputs.to_str().unwrap(),
+        "--policy",
+        a.to_str().unwrap(),
+        "--policy",
+        b.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run_cli(&args, &[])
+}
+
+#[test]
+fn compare_cli_prints_the_golden_comparisons_and_writes_the_report() {
+    let scratch = Scratch::new("compare-cli");
+    for case in ["waterfill", "ties"] {
+        let html = scratch.path().join(format!("{case}.html"));
+        let out = cli_compare(case, &["--html", html.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{case}: {}", String::from_utf8_lossy(&out.stderr));
+        let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let expected: Value =
+            serde_json::from_slice(&std::fs::read(comparison_file(case, "expected.json")).unwrap()).unwrap();
+        assert_eq!(printed, expected, "{case}");
+        let page = std::fs::read_to_string(&html).unwrap();
+        assert!(page.contains(expected["b"]["manifest_digest"].as_str().unwrap()), "{case}");
+    }
+    let out = cli_compare("waterfill", &["--top", "1"]);
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["movers"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn compare_cli_sweeps_a_weight_one_line_per_point() {
+    let dir = vectors().join("waterfill");
+    let out = run_cli(
+        &[
+            "compare",
+            "--inputs",
+            dir.join("inputs.json").to_str().unwrap(),
+            "--policy",
+            dir.join("policy.json").to_str().unwrap(),
+            "--sweep",
+            "weight.k=1..5:2",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let points: Vec<&str> = lines.iter().map(|l| l["point"].as_str().unwrap()).collect();
+    assert_eq!(points, ["weight.k=1", "weight.k=3", "weight.k=5"]);
+    // Weight 3 is the base policy's own: same payouts, nobody moves. (A single kind's weight
+    // scales every score alike, so no point moves anybody.)
+    assert_eq!(lines[1]["movers"], 0);
+    assert_eq!(lines[1]["gini"], "0.296025");
+    assert_eq!(lines[1]["payout_max_minor"], "300000");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 points in"));
+}
+
+#[test]
+fn compare_cli_refusals_and_usage_errors() {
+    // A refused document: exit 1 with the envelope, as compute.
+    let bad = Scratch::new("compare-bad");
+    let broken = bad.path().join("policy.json");
+    std::fs::write(&broken, b"{").unwrap();
+    let inputs = vectors().join("ties").join("inputs.json");
+    let a = vectors().join("ties").join("policy.json");
+    let out = run_cli(
+        &[
+            "compare",
+            "--inputs",
+            inputs.to_str().unwrap(),
+            "--policy",
+            a.to_str().unwrap(),
+            "--policy",
+            broken.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let envelope: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(envelope["error"]["code"], "malformed_json");
+
+    let (i, p) = (inputs.to_str().unwrap(), a.to_str().unwrap());
+    for args in [
+        vec!["compare", "--inputs", i, "--policy", p],
+        vec!["compare", "--inputs", i, "--policy", p, "--policy", p, "--policy", p],
+        vec!["compare", "--inputs", i, "--policy", p, "--policy", p, "--top", "10001"],
+        vec!["compare", "--inputs", i, "--policy", p, "--policy", p, "--sweep", "weight.k=0..1:1"],
+        vec!["compare", "--inputs", i, "--policy", p, "--sweep", "weight.k=0..1"],
+        vec!["compare", "--inputs", i, "--policy", p, "--sweep", "weight.k=0..1:1", "--html", "/tmp/x.html"],
+        vec!["compare", "--inputs", i, "--policy", p, "--policy", p, "--tenant", "bad tenant"],
+        vec!["compare", "--inputs", i, "--policy", p, "--policy", p, "--html", "/nonexistent/dir/r.html"],
+    ] {
+        let out = run_cli(&args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[test]
+fn compare_over_http_equals_the_cli_and_serves_the_report_as_html() {
+    let node = Node::start(&[]);
+    let upload = |path: &str, file: std::path::PathBuf| {
+        let reply = node.call("PUT", path, &[JSON], Some(&std::fs::read(file).unwrap()));
+        assert!(matches!(reply.status, 200 | 201), "{}", String::from_utf8_lossy(&reply.body));
+        reply.json()
+    };
+    let inputs = upload("/rewarder/inputs", vectors().join("waterfill").join("inputs.json"));
+    let a = upload("/rewarder/policies", vectors().join("waterfill").join("policy.json"));
+    let b = upload("/rewarder/policies", comparison_file("waterfill", "policy-b.json"));
+    let body = serde_json::json!({
+        "inputs_cid": inputs["inputs_cid"],
+        "policy_a": {"policy_id": a["policy_id"], "policy_hash": a["policy_hash"]},
+        "policy_b": {"policy_id": b["policy_id"], "policy_hash": b["policy_hash"]},
+    })
+    .to_string();
+    let reply = node.call("POST", "/rewarder/epochs/waterfill/compare", &[JSON], Some(body.as_bytes()));
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    let cli: Value = serde_json::from_slice(&cli_compare("waterfill", &[]).stdout).unwrap();
+    assert_eq!(reply.json(), cli);
+
+    let report =
+        node.call("POST", "/rewarder/epochs/waterfill/compare?format=html", &[JSON], Some(body.as_bytes()));
+    assert_eq!(report.status, 200);
+    assert_eq!(report.header("Content-Type"), Some("text/html; charset=utf-8"));
+    assert!(String::from_utf8_lossy(&report.body).contains("Content-Security-Policy"));
+
+    let unknown = body.replace(b["policy_hash"].as_str().unwrap(), "b3:00");
+    let reply = node.call("POST", "/rewarder/epochs/waterfill/compare", &[JSON], Some(unknown.as_bytes()));
+    reply.assert_error(404, "unknown_policy");
+}
 
 #[test]
 fn tokens_from_mint_token_authenticate_and_scope_requests() {

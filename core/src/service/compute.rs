@@ -1,5 +1,7 @@
 //! Computes and what reads them back: `POST /rewarder/epochs/{epoch}/compute`,
-//! `GET /rewarder/epochs/{epoch}` and `GET …/proof/{actor}`.
+//! `GET /rewarder/epochs/{epoch}` and `GET …/proof/{actor}`; and the what-if beside them,
+//! `POST /rewarder/epochs/{epoch}/compare`, which computes two runs the same way and stores,
+//! signs and sends neither (a what-if never becomes an epoch's latest run).
 //!
 //! A compute goes: request body → the tenant's stored documents → mismatch checks → the
 //! in-flight gate → the run memo (same run id, same run) or [`Run::compute`] → store the run →
@@ -9,14 +11,17 @@
 //! violation stores nothing and sends nothing.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::inflight::Permit;
 use super::metrics::{RunStatus, Scale};
 use super::store::StoredRun;
-use super::{JSON, Response, Service, lock};
+use super::{HTML, JSON, Response, Service, lock};
 use crate::commit;
+use crate::compare::{self, Comparison};
 use crate::error::{Code, Error};
 use crate::inputs::Inputs;
 use crate::manifest::Manifest;
@@ -29,6 +34,10 @@ const ECHO_MAX_CHARS: usize = 128;
 
 /// The fields of a compute request (API.md §1.1).
 const COMPUTE_FIELDS: [&str; 4] = ["inputs_cid", "policy_id", "policy_hash", "dry_run"];
+
+/// The fields of a compare request (API.md §1.3), and of each policy named in it.
+const COMPARE_FIELDS: [&str; 4] = ["inputs_cid", "policy_a", "policy_b", "top"];
+const POLICY_REF_FIELDS: [&str; 2] = ["policy_id", "policy_hash"];
 
 /// A parsed compute request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,18 +64,25 @@ fn required_string(map: &Map<String, Value>, field: &str) -> Result<String, Erro
     }
 }
 
-/// Parses a compute body: not JSON → `400 malformed_json`; not an object, or a field missing,
-/// mistyped or unknown → `422 schema` naming the field.
-pub(crate) fn parse_request(body: &[u8]) -> Result<ComputeRequest, Error> {
+/// A request body as a JSON object: not JSON → `400 malformed_json`; not an object → `422
+/// schema`; a member not in `fields` → `422 schema` naming it (the first in byte order).
+fn body_object(body: &[u8], what: &str, fields: &[&str]) -> Result<Map<String, Value>, Error> {
     let value: Value = serde_json::from_slice(body)
-        .map_err(|_| Error::new(Code::MalformedJson, "the compute body is not JSON"))?;
+        .map_err(|_| Error::new(Code::MalformedJson, format!("the {what} body is not JSON")))?;
     let Value::Object(map) = value else {
-        return Err(Error::new(Code::Schema, "the compute body must be a JSON object"));
+        return Err(Error::new(Code::Schema, format!("the {what} body must be a JSON object")));
     };
-    if let Some(unknown) = map.keys().find(|k| !COMPUTE_FIELDS.contains(&k.as_str())) {
+    if let Some(unknown) = map.keys().find(|k| !fields.contains(&k.as_str())) {
         let field = clip(unknown);
         return Err(Error::field(Code::Schema, field, format!("unknown field {field:?}")));
     }
+    Ok(map)
+}
+
+/// Parses a compute body: not JSON → `400 malformed_json`; not an object, or a field missing,
+/// mistyped or unknown → `422 schema` naming the field.
+pub(crate) fn parse_request(body: &[u8]) -> Result<ComputeRequest, Error> {
+    let map = body_object(body, "compute", &COMPUTE_FIELDS)?;
     let dry_run = match map.get("dry_run") {
         None => false,
         Some(Value::Bool(b)) => *b,
@@ -78,6 +94,85 @@ pub(crate) fn parse_request(body: &[u8]) -> Result<ComputeRequest, Error> {
         policy_hash: required_string(&map, "policy_hash")?,
         dry_run,
     })
+}
+
+/// A stored policy as a compare request names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PolicyRef {
+    pub(crate) policy_id: String,
+    pub(crate) policy_hash: String,
+}
+
+/// A parsed compare request (API.md §1.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CompareRequest {
+    pub(crate) inputs_cid: String,
+    pub(crate) policy_a: PolicyRef,
+    pub(crate) policy_b: PolicyRef,
+    pub(crate) top: usize,
+}
+
+/// Parses a compare body, in the order of API.md §1.3: JSON, object, unknown members, `top`,
+/// `inputs_cid`, then `policy_a` and `policy_b` (each an object of exactly `policy_id` and
+/// `policy_hash`, strings; errors name `policy_a.policy_id` and so on).
+pub(crate) fn parse_compare_request(body: &[u8]) -> Result<CompareRequest, Error> {
+    let map = body_object(body, "compare", &COMPARE_FIELDS)?;
+    let top = match map.get("top") {
+        None => compare::TOP_DEFAULT,
+        Some(v) => {
+            v.as_u64().and_then(|n| usize::try_from(n).ok()).filter(|n| *n <= compare::TOP_MAX).ok_or_else(
+                || {
+                    let message = format!("top must be an integer from 0 to {}", compare::TOP_MAX);
+                    Error::field(Code::Schema, "top", message)
+                },
+            )?
+        }
+    };
+    let inputs_cid = required_string(&map, "inputs_cid")?;
+    let policy = |side: &str| -> Result<PolicyRef, Error> {
+        let Some(Value::Object(inner)) = map.get(side) else {
+            let message = format!("{side} must be an object {{\"policy_id\", \"policy_hash\"}}");
+            return Err(Error::field(Code::Schema, side, message));
+        };
+        if let Some(unknown) = inner.keys().find(|k| !POLICY_REF_FIELDS.contains(&k.as_str())) {
+            let field = format!("{side}.{}", clip(unknown));
+            return Err(Error::field(Code::Schema, &field, format!("unknown field {field:?}")));
+        }
+        let named = |field: &str| {
+            required_string(inner, field).map_err(|e| {
+                let field = format!("{side}.{field}");
+                Error::field(e.code(), &field, format!("{field} must be a string"))
+            })
+        };
+        Ok(PolicyRef { policy_id: named("policy_id")?, policy_hash: named("policy_hash")? })
+    };
+    Ok(CompareRequest { inputs_cid, policy_a: policy("policy_a")?, policy_b: policy("policy_b")?, top })
+}
+
+fn unknown_inputs() -> Error {
+    Error::field(Code::UnknownInputs, "inputs_cid", "no inputs document with that cid for this tenant")
+}
+
+fn unknown_policy(field: &str) -> Error {
+    Error::field(Code::UnknownPolicy, field, "no policy with that hash for this tenant")
+}
+
+/// `422 policy_mismatch` unless the stored policy has the id the request gave.
+fn check_policy_id(policy: &Policy, asked: &str, field: &str) -> Result<(), Error> {
+    if policy.policy_id() == asked {
+        return Ok(());
+    }
+    let message = format!("policy id is {}, request says {}", policy.policy_id(), clip(asked));
+    Err(Error::field(Code::PolicyMismatch, field, message))
+}
+
+/// `422 epoch_mismatch` unless the inputs are of the path's epoch.
+fn check_epoch(inputs: &Inputs, epoch: &str) -> Result<(), Error> {
+    if inputs.epoch() == epoch {
+        return Ok(());
+    }
+    let message = format!("inputs epoch is {}, path says {}", inputs.epoch(), clip(epoch));
+    Err(Error::field(Code::EpochMismatch, "epoch", message))
 }
 
 /// The proof body of API.md §1.
@@ -112,12 +207,7 @@ impl Service {
         let (request, inputs, policy) = phase_span!("parse", bytes = body.len())
             .in_scope(|| self.compute_request(tenant, epoch, body))?;
 
-        let Some(_permit) = self.gate.enter(self.hot().max_inflight) else {
-            self.metrics.reject(super::Rejection::Inflight);
-            return Err(
-                Error::new(Code::Overloaded, "too many computes in flight").with_detail("retry_after", 1)
-            );
-        };
+        let _permit = self.enter_gate()?;
         let run_id = commit::run_id(tenant, inputs.epoch(), inputs.cid(), policy.hash());
         // A run whose intents wait in the quarantine queue is pinned in the store (egress), so
         // the memo finds the queue's own run (the one the drain updates), never a copy.
@@ -169,30 +259,10 @@ impl Service {
             let mut documents = lock(&self.documents);
             (documents.inputs(tenant, &request.inputs_cid), documents.policy(tenant, &request.policy_hash))
         };
-        let inputs = inputs.ok_or_else(|| {
-            Error::field(
-                Code::UnknownInputs,
-                "inputs_cid",
-                "no inputs document with that cid for this tenant",
-            )
-        })?;
-        let policy = policy.ok_or_else(|| {
-            Error::field(Code::UnknownPolicy, "policy_hash", "no policy with that hash for this tenant")
-        })?;
-        if policy.policy_id() != request.policy_id {
-            return Err(Error::field(
-                Code::PolicyMismatch,
-                "policy_id",
-                format!("policy id is {}, request says {}", policy.policy_id(), clip(&request.policy_id)),
-            ));
-        }
-        if inputs.epoch() != epoch {
-            return Err(Error::field(
-                Code::EpochMismatch,
-                "epoch",
-                format!("inputs epoch is {}, path says {}", inputs.epoch(), clip(epoch)),
-            ));
-        }
+        let inputs = inputs.ok_or_else(unknown_inputs)?;
+        let policy = policy.ok_or_else(|| unknown_policy("policy_hash"))?;
+        check_policy_id(&policy, &request.policy_id, "policy_id")?;
+        check_epoch(&inputs, epoch)?;
         Ok((request, inputs, policy))
     }
 
@@ -205,16 +275,77 @@ impl Service {
         (a.expect("side ran"), b.expect("main ran"))
     }
 
+    /// A place among the computes in flight: `503 overloaded` when `MAX_INFLIGHT` are.
+    fn enter_gate(&self) -> Result<Permit<'_>, Error> {
+        self.gate.enter(self.hot().max_inflight).ok_or_else(|| {
+            self.metrics.reject(super::Rejection::Inflight);
+            Error::new(Code::Overloaded, "too many computes in flight").with_detail("retry_after", 1)
+        })
+    }
+
     /// Computes and checks a new run, timing it on the host's monotonic clock.
     fn run(&self, inputs: &Arc<Inputs>, policy: &Policy, tenant: &str) -> Result<Arc<StoredRun>, Error> {
         let span = phase_span!("compute", actors = inputs.actor_count(), events = inputs.event_count());
-        let started = self.clock.monotonic();
-        let run = span.in_scope(|| Run::compute(inputs, policy, tenant));
-        let elapsed = self.clock.monotonic().saturating_sub(started);
-        let run = run.inspect_err(|e| self.count_failed_run(e))?;
-        self.metrics.observe_compute(Scale::of(inputs.actor_count()), elapsed);
-        self.metrics.run(RunStatus::Ok);
+        let scale = Scale::of(inputs.actor_count());
+        let (run, elapsed) =
+            self.counted_run(scale, || span.in_scope(|| Run::compute(inputs, policy, tenant)))?;
         Ok(Arc::new(StoredRun::new(run, elapsed.as_secs_f64() * 1000.0)))
+    }
+
+    /// Runs the calculus through `compute`, timed on the host's monotonic clock and counted
+    /// like every run (`reward_runs_total`, the latency histogram by scale, invariant failures).
+    fn counted_run<T>(
+        &self,
+        scale: Scale,
+        compute: impl FnOnce() -> Result<T, Error>,
+    ) -> Result<(T, Duration), Error> {
+        let started = self.clock.monotonic();
+        let outcome = compute();
+        let elapsed = self.clock.monotonic().saturating_sub(started);
+        let outcome = outcome.inspect_err(|e| self.count_failed_run(e))?;
+        self.metrics.observe_compute(scale, elapsed);
+        self.metrics.run(RunStatus::Ok);
+        Ok((outcome, elapsed))
+    }
+
+    /// `POST /rewarder/epochs/{epoch}/compare`: the inputs under two stored policies, as JSON
+    /// (API.md §1.3) or, with `html`, the report. Checked like a compute (the tenant's stored
+    /// documents, ids, epoch, the in-flight gate); each side is computed and counted as a
+    /// compute's run is, and nothing is stored, signed or sent to the ledger.
+    pub(crate) fn compare(
+        &self,
+        tenant: &str,
+        epoch: &str,
+        body: &[u8],
+        html: bool,
+    ) -> Result<Response, Error> {
+        let request = parse_compare_request(body)?;
+        let (inputs, policy_a, policy_b) = {
+            let mut documents = lock(&self.documents);
+            (
+                documents.inputs(tenant, &request.inputs_cid),
+                documents.policy(tenant, &request.policy_a.policy_hash),
+                documents.policy(tenant, &request.policy_b.policy_hash),
+            )
+        };
+        let inputs = inputs.ok_or_else(unknown_inputs)?;
+        let policy_a = policy_a.ok_or_else(|| unknown_policy("policy_a.policy_hash"))?;
+        let policy_b = policy_b.ok_or_else(|| unknown_policy("policy_b.policy_hash"))?;
+        check_policy_id(&policy_a, &request.policy_a.policy_id, "policy_a.policy_id")?;
+        check_policy_id(&policy_b, &request.policy_b.policy_id, "policy_b.policy_id")?;
+        check_epoch(&inputs, epoch)?;
+
+        let _permit = self.enter_gate()?;
+        let scale = Scale::of(inputs.actor_count());
+        let (a, _) = self.counted_run(scale, || Run::compute_with_bounds(&inputs, &policy_a, tenant))?;
+        let (b, _) = self.counted_run(scale, || Run::compute_with_bounds(&inputs, &policy_b, tenant))?;
+        let comparison = Comparison::new(a, b)?;
+        let (content_type, body) = if html {
+            (HTML, compare::html::render(&comparison, request.top).into_bytes())
+        } else {
+            (JSON, compare::json::render(&comparison, request.top))
+        };
+        Ok(Response { status: 200, content_type, retry_after_s: None, body })
     }
 
     /// Keeps a new run's record with the host and stores the run.
@@ -342,6 +473,53 @@ mod tests {
             let e = parse_request(body).unwrap_err();
             assert_eq!(e.code(), code, "{}", String::from_utf8_lossy(body));
             assert_eq!(e.details().get("field").and_then(Value::as_str), field);
+        }
+    }
+
+    #[test]
+    fn compare_bodies() {
+        let ok = br#"{"inputs_cid":"b3:1","policy_a":{"policy_id":"p","policy_hash":"b3:2"},"policy_b":{"policy_id":"q","policy_hash":"b3:3"}}"#;
+        let parsed = parse_compare_request(ok).unwrap();
+        assert_eq!(parsed.top, compare::TOP_DEFAULT);
+        assert_eq!(parsed.policy_b, PolicyRef { policy_id: "q".into(), policy_hash: "b3:3".into() });
+        let with_top = |top: &str| {
+            let body = format!(
+                r#"{{"top":{top},"inputs_cid":"b3:1","policy_a":{{"policy_id":"p","policy_hash":"b3:2"}},"policy_b":{{"policy_id":"q","policy_hash":"b3:3"}}}}"#
+            );
+            parse_compare_request(body.as_bytes()).map(|r| r.top).map_err(|e| e.code())
+        };
+        assert_eq!(with_top("0"), Ok(0));
+        assert_eq!(with_top("10000"), Ok(compare::TOP_MAX));
+        for bad in ["10001", "-1", "1.5", "\"5\"", "null"] {
+            assert_eq!(with_top(bad), Err(Code::Schema), "{bad}");
+        }
+        let cases: [(&[u8], Code, Option<&str>); 8] = [
+            (b"", Code::MalformedJson, None),
+            (b"[1]", Code::Schema, None),
+            (br#"{"inputs_cid":"a","policy_a":{},"policy_b":{},"dry_run":true}"#, Code::Schema, Some("dry_run")),
+            (br#"{"policy_a":{},"policy_b":{}}"#, Code::Schema, Some("inputs_cid")),
+            (br#"{"inputs_cid":"a","policy_b":{}}"#, Code::Schema, Some("policy_a")),
+            (br#"{"inputs_cid":"a","policy_a":"b3:2","policy_b":{}}"#, Code::Schema, Some("policy_a")),
+            (
+                br#"{"inputs_cid":"a","policy_a":{"policy_id":"p","policy_hash":"h"},"policy_b":{"policy_id":"p"}}"#,
+                Code::Schema,
+                Some("policy_b.policy_hash"),
+            ),
+            (
+                br#"{"inputs_cid":"a","policy_a":{"policy_id":"p","policy_hash":"h","x":1},"policy_b":{}}"#,
+                Code::Schema,
+                Some("policy_a.x"),
+            ),
+        ];
+        for (body, code, field) in cases {
+            let e = parse_compare_request(body).unwrap_err();
+            assert_eq!(e.code(), code, "{}", String::from_utf8_lossy(body));
+            assert_eq!(
+                e.details().get("field").and_then(Value::as_str),
+                field,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 

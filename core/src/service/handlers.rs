@@ -1,6 +1,7 @@
 //! The endpoints that do not compute: the open probes (`/healthz`, `/readyz`, `/version`,
 //! `/metrics`), the sealed-document uploads and the knob reload — plus the dispatch of a
-//! routed, admitted request to its handler. Computes, results and proofs are in `compute`.
+//! routed, admitted request to its handler. Computes, comparisons, results and proofs are in
+//! `compute`.
 
 use std::sync::Arc;
 
@@ -97,6 +98,7 @@ impl Service {
             Endpoint::Compute { epoch } => {
                 self.compute(tenant(principal)?, epoch, body, routed.with_allocations)
             }
+            Endpoint::Compare { epoch, html } => self.compare(tenant(principal)?, epoch, body, *html),
             Endpoint::Epoch { epoch } => {
                 self.epoch_result(tenant(principal)?, epoch, routed.with_allocations)
             }

@@ -120,7 +120,7 @@ impl Admitted {
 pub struct Response {
     /// HTTP status.
     pub status: u16,
-    /// `application/json`, or the Prometheus text type for `/metrics`.
+    /// `application/json`; the Prometheus text type for `/metrics`; HTML for a compare report.
     pub content_type: &'static str,
     /// Seconds for a `Retry-After` header (429 and 503 always carry one).
     pub retry_after_s: Option<u32>,
@@ -130,6 +130,8 @@ pub struct Response {
 
 /// The JSON content type.
 pub const JSON: &str = "application/json";
+/// The content type of a compare report (API.md §1.3).
+pub const HTML: &str = "text/html; charset=utf-8";
 /// The Prometheus text exposition 0.0.4 content type.
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4";
 

@@ -17,7 +17,7 @@ use crate::error::{Code, Error};
 pub const UNMATCHED: &str = "unmatched";
 
 /// Every route label, in the order of API.md §1 (the bounded `route` label set).
-pub const ROUTE_LABELS: [&str; 11] = [
+pub const ROUTE_LABELS: [&str; 12] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -25,6 +25,7 @@ pub const ROUTE_LABELS: [&str; 11] = [
     "/rewarder/inputs",
     "/rewarder/policies",
     "/rewarder/epochs/{epoch}/compute",
+    "/rewarder/epochs/{epoch}/compare",
     "/rewarder/epochs/{epoch}",
     "/rewarder/epochs/{epoch}/proof/{actor}",
     "/rewarder/admin/reload",
@@ -48,6 +49,8 @@ pub(crate) enum Endpoint<'a> {
     PutPolicy,
     /// `POST /rewarder/epochs/{epoch}/compute`.
     Compute { epoch: Cow<'a, str> },
+    /// `POST /rewarder/epochs/{epoch}/compare`; `html` when `?format=html` asks for the report.
+    Compare { epoch: Cow<'a, str>, html: bool },
     /// `GET /rewarder/epochs/{epoch}`.
     Epoch { epoch: Cow<'a, str> },
     /// `GET /rewarder/epochs/{epoch}/proof/{actor}`.
@@ -78,6 +81,7 @@ impl Routed<'_> {
             Endpoint::PutPolicy => Endpoint::PutPolicy,
             Endpoint::Reload => Endpoint::Reload,
             Endpoint::Compute { epoch } => Endpoint::Compute { epoch: own(epoch) },
+            Endpoint::Compare { epoch, html } => Endpoint::Compare { epoch: own(epoch), html },
             Endpoint::Epoch { epoch } => Endpoint::Epoch { epoch: own(epoch) },
             Endpoint::Proof { epoch, actor } => Endpoint::Proof { epoch: own(epoch), actor: own(actor) },
         };
@@ -90,7 +94,10 @@ impl Endpoint<'_> {
     pub(crate) fn scope(&self) -> Option<Scopes> {
         match self {
             Endpoint::Healthz | Endpoint::Readyz | Endpoint::Metrics | Endpoint::Version => None,
-            Endpoint::PutInputs | Endpoint::PutPolicy | Endpoint::Compute { .. } => Some(Scopes::COMPUTE),
+            Endpoint::PutInputs
+            | Endpoint::PutPolicy
+            | Endpoint::Compute { .. }
+            | Endpoint::Compare { .. } => Some(Scopes::COMPUTE),
             Endpoint::Epoch { .. } | Endpoint::Proof { .. } => Some(Scopes::READ),
             Endpoint::Reload => Some(Scopes::ADMIN),
         }
@@ -102,9 +109,16 @@ impl Endpoint<'_> {
 enum Shape<'a> {
     Static(usize),
     Compute(&'a str),
+    Compare(&'a str),
     Epoch(&'a str),
     Proof(&'a str, &'a str),
 }
+
+/// Where the static paths sit in [`ROUTE_LABELS`]: the probes and uploads first, the reload
+/// after the epoch routes.
+const STATIC_HEAD: usize = 6;
+const RELOAD: usize = 10;
+const _: () = assert!(RELOAD + 2 == ROUTE_LABELS.len(), "reload comes last before unmatched");
 
 impl Shape<'_> {
     /// Index into [`ROUTE_LABELS`].
@@ -112,8 +126,9 @@ impl Shape<'_> {
         match self {
             Shape::Static(i) => i,
             Shape::Compute(_) => 6,
-            Shape::Epoch(_) => 7,
-            Shape::Proof(..) => 8,
+            Shape::Compare(_) => 7,
+            Shape::Epoch(_) => 8,
+            Shape::Proof(..) => 9,
         }
     }
 
@@ -121,7 +136,7 @@ impl Shape<'_> {
     fn method(self) -> &'static str {
         match self {
             Shape::Static(4 | 5) => "PUT",
-            Shape::Static(9) | Shape::Compute(_) => "POST",
+            Shape::Static(RELOAD) | Shape::Compute(_) | Shape::Compare(_) => "POST",
             _ => "GET",
         }
     }
@@ -133,11 +148,11 @@ fn split_url(url: &str) -> (&str, &str) {
 }
 
 fn shape(path: &str) -> Option<Shape<'_>> {
-    if let Some(i) = ROUTE_LABELS[..6].iter().position(|l| *l == path) {
+    if let Some(i) = ROUTE_LABELS[..STATIC_HEAD].iter().position(|l| *l == path) {
         return Some(Shape::Static(i));
     }
-    if path == ROUTE_LABELS[9] {
-        return Some(Shape::Static(9));
+    if path == ROUTE_LABELS[RELOAD] {
+        return Some(Shape::Static(RELOAD));
     }
     let rest = path.strip_prefix("/rewarder/epochs/")?;
     let (epoch, tail) = rest.split_once('/').unwrap_or((rest, ""));
@@ -147,6 +162,7 @@ fn shape(path: &str) -> Option<Shape<'_>> {
     match tail {
         "" if !rest.ends_with('/') => Some(Shape::Epoch(epoch)),
         "compute" => Some(Shape::Compute(epoch)),
+        "compare" => Some(Shape::Compare(epoch)),
         _ => match tail.strip_prefix("proof/") {
             Some(actor) if !actor.is_empty() => Some(Shape::Proof(epoch, actor)),
             _ => None,
@@ -170,26 +186,35 @@ fn decode<'a>(raw: &'a str, what: &str) -> Result<Cow<'a, str>, Error> {
         .map_err(|_| Error::new(Code::BadRequest, format!("{what} is not UTF-8 once percent-decoded")))
 }
 
-fn parse_query(query: &str) -> Result<bool, Error> {
-    let mut with_allocations = true;
+/// The decoded value of the last `key=value` pair of `query` named `name`, if any; a key or
+/// value that does not decode is `400 bad_request` whatever its name.
+fn query_value<'a>(query: &'a str, name: &str) -> Result<Option<Cow<'a, str>>, Error> {
+    let mut found = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if decode(key, "a query key")? != "allocations" {
-            continue;
+        if decode(key, "a query key")? == name {
+            found = Some(decode(value, "a query value")?);
         }
-        with_allocations = match &*decode(value, "a query value")? {
-            "true" | "1" => true,
-            "false" | "0" => false,
-            _ => {
-                return Err(Error::field(
-                    Code::BadRequest,
-                    "allocations",
-                    "allocations must be true or false",
-                ));
-            }
-        };
     }
-    Ok(with_allocations)
+    Ok(found)
+}
+
+/// `allocations` (every route): `true`/`1` (the default) or `false`/`0`.
+fn parse_allocations(query: &str) -> Result<bool, Error> {
+    match query_value(query, "allocations")?.as_deref() {
+        None | Some("true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(_) => Err(Error::field(Code::BadRequest, "allocations", "allocations must be true or false")),
+    }
+}
+
+/// `format` (the compare route only): `json` (the default) or `html`, the report.
+fn parse_html(query: &str) -> Result<bool, Error> {
+    match query_value(query, "format")?.as_deref() {
+        None | Some("json") => Ok(false),
+        Some("html") => Ok(true),
+        Some(_) => Err(Error::field(Code::BadRequest, "format", "format must be json or html")),
+    }
 }
 
 /// Routes a request line: `404 not_found`, `405 method_not_allowed` (with `details.allow`),
@@ -213,12 +238,15 @@ pub(crate) fn route<'a>(method: &str, url: &'a str) -> Result<Routed<'a>, Error>
         Shape::Static(5) => Endpoint::PutPolicy,
         Shape::Static(_) => Endpoint::Reload,
         Shape::Compute(epoch) => Endpoint::Compute { epoch: decode(epoch, "the epoch")? },
+        Shape::Compare(epoch) => {
+            Endpoint::Compare { epoch: decode(epoch, "the epoch")?, html: parse_html(query)? }
+        }
         Shape::Epoch(epoch) => Endpoint::Epoch { epoch: decode(epoch, "the epoch")? },
         Shape::Proof(epoch, actor) => {
             Endpoint::Proof { epoch: decode(epoch, "the epoch")?, actor: decode(actor, "the actor")? }
         }
     };
-    Ok(Routed { endpoint, with_allocations: parse_query(query)? })
+    Ok(Routed { endpoint, with_allocations: parse_allocations(query)? })
 }
 
 #[cfg(test)]
@@ -243,6 +271,10 @@ mod tests {
         assert_eq!(ok("PUT", "/rewarder/inputs"), Endpoint::PutInputs);
         assert_eq!(ok("PUT", "/rewarder/policies"), Endpoint::PutPolicy);
         assert_eq!(ok("POST", "/rewarder/epochs/e1/compute"), Endpoint::Compute { epoch: "e1".into() });
+        assert_eq!(
+            ok("POST", "/rewarder/epochs/e1/compare"),
+            Endpoint::Compare { epoch: "e1".into(), html: false }
+        );
         assert_eq!(ok("GET", "/rewarder/epochs/2026-11-29"), Endpoint::Epoch { epoch: "2026-11-29".into() });
         assert_eq!(
             ok("GET", "/rewarder/epochs/e1/proof/acct:bob"),
@@ -298,12 +330,30 @@ mod tests {
     }
 
     #[test]
+    fn the_format_query_chooses_the_compare_report_and_only_there() {
+        let html = |url: &'static str| match route("POST", url).map(|r| r.endpoint) {
+            Ok(Endpoint::Compare { html, .. }) => Ok(html),
+            other => Err(other.map_err(|e| e.code())),
+        };
+        assert_eq!(html("/rewarder/epochs/e/compare"), Ok(false));
+        assert_eq!(html("/rewarder/epochs/e/compare?format=json"), Ok(false));
+        assert_eq!(html("/rewarder/epochs/e/compare?format=json&format=html"), Ok(true));
+        assert_eq!(html("/rewarder/epochs/e/compare?format=%68tml"), Ok(true));
+        let e = route("POST", "/rewarder/epochs/e/compare?format=pdf").unwrap_err();
+        assert_eq!((e.code(), e.details()["field"].as_str()), (Code::BadRequest, Some("format")));
+        assert!(route("POST", "/rewarder/epochs/e/compute?format=pdf").is_ok());
+        assert_eq!(err("GET", "/rewarder/epochs/e/compare"), Code::MethodNotAllowed);
+    }
+
+    #[test]
     fn labels_are_bounded_templates() {
         assert_eq!(
             label("/rewarder/epochs/e1/compute?allocations=false"),
             "/rewarder/epochs/{epoch}/compute"
         );
         assert_eq!(label("/rewarder/epochs/e1/proof/acct:x"), "/rewarder/epochs/{epoch}/proof/{actor}");
+        assert_eq!(label("/rewarder/epochs/e1/compare?format=html"), "/rewarder/epochs/{epoch}/compare");
+        assert_eq!(label("/rewarder/admin/reload"), "/rewarder/admin/reload");
         assert_eq!(label("/rewarder/epochs/{epoch}"), "/rewarder/epochs/{epoch}");
         assert_eq!(label("/nope/secret-actor"), UNMATCHED);
         assert_eq!(label("/healthz"), "/healthz");

@@ -2,17 +2,19 @@ package rewarder.android
 
 import java.math.BigInteger
 import uniffi.rewarder.Allocation
+import uniffi.rewarder.CompareOutput
 import uniffi.rewarder.ComputeOutput
 import uniffi.rewarder.EmbeddedConfig
 import uniffi.rewarder.EmbeddedNode
 import uniffi.rewarder.Manifest
+import uniffi.rewarder.PayoutChange
 import uniffi.rewarder.ProofStep
 import uniffi.rewarder.RewarderException
 import uniffi.rewarder.Verification
 
 /**
- * The entry point of svc-rewarder on Android: compute an epoch on the device, verify what a
- * server sent you, or run a node inside the app.
+ * The entry point of svc-rewarder on Android: compute an epoch on the device, compare two
+ * policies on it, verify what a server sent you, or run a node inside the app.
  *
  * Every call goes to the native library `librewarder_ffi.so` (loaded through JNA on first use)
  * and runs on the calling thread: call [compute] and the `verify` functions off the main thread
@@ -46,6 +48,56 @@ object Rewarder {
     @Throws(RewarderException::class)
     fun compute(inputsJson: String, policyJson: String, tenant: String = DEFAULT_TENANT): ComputeOutput =
         compute(inputsJson.toByteArray(Charsets.UTF_8), policyJson.toByteArray(Charsets.UTF_8), tenant)
+
+    /** The most movers [compare] lists. */
+    const val COMPARE_TOP_MAX: Int = 10_000
+
+    /**
+     * Compares the epoch of the sealed [inputs] under [policyA] with the same epoch under
+     * [policyB], for [tenant]: each side's manifest, digest and figures (payees, totals, Gini,
+     * top shares, actors capped and under the dust threshold), the [top] actors whose payout
+     * changes most, and the row of [actor] when the inputs list it — "your payout under the
+     * proposed policy" ([CompareOutput.actor]). Each side is exactly the run [compute] returns.
+     *
+     * Blocks the calling thread for two computes (milliseconds for thousands of actors).
+     *
+     * @throws RewarderException.Invalid with the code of a refused document, or `bad_request`
+     *   for the tenant or a [top] outside 0..[COMPARE_TOP_MAX].
+     * @throws RewarderException.Internal if an invariant of the calculus failed.
+     */
+    @Throws(RewarderException::class)
+    fun compare(
+        inputs: ByteArray,
+        policyA: ByteArray,
+        policyB: ByteArray,
+        tenant: String = DEFAULT_TENANT,
+        top: Int = 100,
+        actor: String? = null,
+    ): CompareOutput {
+        if (top !in 0..COMPARE_TOP_MAX) {
+            throw RewarderException.Invalid("bad_request", "top $top is outside 0..$COMPARE_TOP_MAX")
+        }
+        return uniffi.rewarder.compare(inputs, policyA, policyB, tenant, top.toUInt(), actor)
+    }
+
+    /** [compare] over documents held as text (encoded as UTF-8, byte for byte). */
+    @Throws(RewarderException::class)
+    fun compare(
+        inputsJson: String,
+        policyAJson: String,
+        policyBJson: String,
+        tenant: String = DEFAULT_TENANT,
+        top: Int = 100,
+        actor: String? = null,
+    ): CompareOutput =
+        compare(
+            inputsJson.toByteArray(Charsets.UTF_8),
+            policyAJson.toByteArray(Charsets.UTF_8),
+            policyBJson.toByteArray(Charsets.UTF_8),
+            tenant,
+            top,
+            actor,
+        )
 
     /** The content id `"b3:…"` of a document: what a node answers as `inputs_cid` or `policy_hash`. */
     fun contentId(bytes: ByteArray): String = uniffi.rewarder.contentId(bytes)
@@ -144,6 +196,14 @@ val Verification.isValid: Boolean
 /** The payout in minor units. */
 val Allocation.amount: BigInteger
     get() = BigInteger(amountMinor)
+
+/** B − A in minor units (negative when policy B pays less). */
+val PayoutChange.delta: BigInteger
+    get() = BigInteger(deltaMinor)
+
+/** The payout under policy B in minor units. */
+val PayoutChange.amountB: BigInteger
+    get() = BigInteger(amountBMinor)
 
 /** The pool in minor units. */
 val Manifest.pool: BigInteger

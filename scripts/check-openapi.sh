@@ -29,7 +29,7 @@ cleanup() {
 trap cleanup EXIT
 key="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export AUTH_KEYS="st:$key"
-BIND_ADDR=127.0.0.1:0 TENANT_RPS_MAX=1000000 LOG=warn AMNESIA_DIR="$scratch/amnesia" \
+BIND_ADDR=127.0.0.1:0 TENANT_RPS_MAX=1000000 LOG=warn \
   "$node" serve 2>"$scratch/node.log" &
 pid=$!
 for _ in $(seq 100); do grep -q '^listening on ' "$scratch/node.log" && break; sleep 0.05; done

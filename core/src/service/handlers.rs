@@ -13,6 +13,10 @@ use crate::error::{Code, Error};
 use crate::inputs::Inputs;
 use crate::policy::Policy;
 
+/// Smallest upload whose content id is hashed beside its parse: below it, the hash (tens of
+/// microseconds) costs less than handing it to another thread.
+const OVERLAP_HASH_BYTES_MIN: usize = 1 << 20;
+
 /// Seconds a client is told to wait before asking `/readyz` again when not ready.
 pub(crate) const READY_RETRY_AFTER_S: u32 = 1;
 
@@ -135,15 +139,29 @@ impl Service {
 
     /// `PUT /rewarder/inputs`: `201 {"inputs_cid","epoch","actors","events"}`, `200` when the
     /// tenant already stored these exact bytes (found by content id, not parsed again).
+    ///
+    /// The bytes are hashed once. When the tenant holds a document of the same length (a
+    /// re-upload, likely), they are hashed first and a stored one answers without a parse;
+    /// otherwise a large document is hashed on the host's second thread while this one
+    /// parses it ([`Inputs::parse_overlapped`]).
     fn put_inputs(&self, tenant: &str, raw: &[u8]) -> Result<Response, Error> {
-        let cid = crate::commit::content_id(raw);
-        let stored = lock(&self.documents).inputs(tenant, &cid);
-        let (inputs, new) = match stored {
-            Some(inputs) => (inputs, false),
-            None => {
-                let parsed = Arc::new(Inputs::parse(raw, &self.config.limits)?);
-                lock(&self.documents).insert_inputs(tenant, parsed)
+        let limits = &self.config.limits;
+        let maybe_stored = lock(&self.documents).may_hold_inputs(tenant, raw.len());
+        let parsed = if maybe_stored {
+            let cid = crate::commit::content_id(raw);
+            let stored = lock(&self.documents).inputs(tenant, &cid);
+            match stored {
+                Some(inputs) => Err(inputs),
+                None => Ok(Inputs::parse_with_cid(raw, limits, cid)?),
             }
+        } else if raw.len() >= OVERLAP_HASH_BYTES_MIN {
+            Ok(Inputs::parse_overlapped(raw, limits, &*self.overlap)?)
+        } else {
+            Ok(Inputs::parse(raw, limits)?)
+        };
+        let (inputs, new) = match parsed {
+            Err(stored) => (stored, false),
+            Ok(parsed) => lock(&self.documents).insert_inputs(tenant, Arc::new(parsed), raw.len()),
         };
         if new {
             self.keep_artifact(inputs.cid(), raw);

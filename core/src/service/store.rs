@@ -7,7 +7,7 @@
 //! (`Arc`s shared with computes in flight); raw bytes go to the host's [`super::Artifacts`].
 //! They do no I/O and take no locks themselves: the service wraps each in a mutex.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::mem::{size_of, size_of_val};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -66,15 +66,27 @@ pub(crate) fn policy_weight(raw_len: usize) -> usize {
     size_of::<Policy>() + raw_len + DOCUMENT_OVERHEAD_BYTES
 }
 
+/// Most (tenant, length) pairs remembered for [`Documents::may_hold_inputs`]; past it the set
+/// starts again (a forgotten length only costs a re-upload its early answer).
+const INPUTS_LENGTHS_MAX: usize = 1 << 16;
+
 /// Parsed sealed documents of every tenant, bounded by their estimated size.
 pub(crate) struct Documents {
     lru: Lru<DocKey, Doc>,
+    /// The byte lengths of the inputs documents stored per tenant (evicted ones may linger).
+    inputs_lengths: HashSet<(String, usize)>,
 }
 
 impl Documents {
     /// An empty store keeping at most `bytes_max` (estimated) of parsed documents.
     pub(crate) fn new(bytes_max: usize) -> Self {
-        Documents { lru: Lru::new(DOCUMENTS_MAX, bytes_max) }
+        Documents { lru: Lru::new(DOCUMENTS_MAX, bytes_max), inputs_lengths: HashSet::new() }
+    }
+
+    /// Whether the tenant may hold an inputs document of `len` bytes: false means it holds
+    /// none, so an upload of that length is new whatever its content id.
+    pub(crate) fn may_hold_inputs(&self, tenant: &str, len: usize) -> bool {
+        self.inputs_lengths.contains(&(tenant.to_owned(), len))
     }
 
     /// The tenant's inputs document with that content id.
@@ -95,10 +107,19 @@ impl Documents {
 
     /// Stores an inputs document for the tenant unless it already holds one with the same
     /// cid; returns the one stored and whether it is new.
-    pub(crate) fn insert_inputs(&mut self, tenant: &str, inputs: Arc<Inputs>) -> (Arc<Inputs>, bool) {
+    pub(crate) fn insert_inputs(
+        &mut self,
+        tenant: &str,
+        inputs: Arc<Inputs>,
+        raw_len: usize,
+    ) -> (Arc<Inputs>, bool) {
         if let Some(old) = self.inputs(tenant, inputs.cid()) {
             return (old, false);
         }
+        if self.inputs_lengths.len() >= INPUTS_LENGTHS_MAX {
+            self.inputs_lengths.clear();
+        }
+        self.inputs_lengths.insert((tenant.to_owned(), raw_len));
         let weight = inputs_weight(&inputs);
         self.lru.insert(
             DocKey::new(Kind::Inputs, tenant, inputs.cid()),
@@ -256,8 +277,8 @@ mod tests {
     fn documents_are_per_tenant_and_inserted_once() {
         let mut d = Documents::new(1 << 20);
         let i = inputs("e1", 100);
-        assert!(d.insert_inputs("t1", Arc::clone(&i)).1);
-        assert!(!d.insert_inputs("t1", Arc::clone(&i)).1);
+        assert!(d.insert_inputs("t1", Arc::clone(&i), 0).1);
+        assert!(!d.insert_inputs("t1", Arc::clone(&i), 0).1);
         assert!(d.inputs("t1", i.cid()).is_some());
         assert!(d.inputs("t2", i.cid()).is_none());
         assert!(d.policy("t1", i.cid()).is_none(), "kinds do not mix");
@@ -273,7 +294,7 @@ mod tests {
         let mut d = Documents::new(3 * one + one / 2);
         let docs: Vec<_> = (0..5).map(|n| inputs("e0", n)).collect();
         for i in &docs {
-            d.insert_inputs("t", Arc::clone(i));
+            d.insert_inputs("t", Arc::clone(i), 0);
         }
         assert!(d.bytes() <= 3 * one + one / 2);
         assert!(d.inputs("t", docs[0].cid()).is_none());

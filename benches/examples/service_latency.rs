@@ -69,7 +69,10 @@ fn main() {
     let service = Service::new(config, host.clone(), host.clone(), host);
     let (status, body) = call(&service, "PUT", "/rewarder/inputs", &fixture.inputs_raw);
     assert!(status == 201, "inputs: {status} {}", String::from_utf8_lossy(&body));
-    let cid = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["inputs_cid"].as_str().unwrap().to_owned();
+    let cid = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["inputs_cid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let mut policy: serde_json::Value = serde_json::from_slice(&fixture.policy_raw).unwrap();
     let mut times = Vec::with_capacity(runs);
     for i in 0..runs + runs / 10 {

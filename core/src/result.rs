@@ -55,6 +55,22 @@ pub fn render(run: &Run, signatures: &Signatures, meta: &ResultMeta) -> Vec<u8> 
     join(render_head(run, signatures), &render_tail(run, meta))
 }
 
+/// The members of a §1.2 body that describe the run itself, in their order — `manifest`,
+/// `manifest_digest`, `allocations` — without `signatures`, `ledger` or `timing`: an unsigned
+/// run computed where nothing is sent or timed (the FFI's `compute_json`). The same bytes
+/// for the same documents and tenant on every device.
+pub fn render_unsigned(run: &Run) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024 + run.outcome().payees.len() * 72);
+    out.extend_from_slice(b"{\"manifest\":");
+    write_json(&mut out, run.manifest());
+    out.extend_from_slice(b",\"manifest_digest\":");
+    write_json(&mut out, &run.manifest_digest());
+    out.extend_from_slice(b",\"allocations\":");
+    write_allocations(&mut out, run);
+    out.push(b'}');
+    out
+}
+
 /// The body up to and including `signatures`: what waits for the signatures. A node renders
 /// [`render_tail`] while a slow (post-quantum) signature is made, then [`join`]s the two.
 pub fn render_head(run: &Run, signatures: &Signatures) -> Vec<u8> {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use rewarder_core::result::{AllocationJson, ResultJson};
+use rewarder_core::result::{self, AllocationJson, ResultJson};
 use rewarder_core::service::auth;
 use rewarder_core::{Code, Error, Inputs, Limits, Policy, Run, commit, manifest, merkle, sign};
 
@@ -15,29 +15,48 @@ use crate::records::{self, ComputeOutput, Manifest, ProofStep, Verification};
 /// as a node would (CALCULUS.md): the same bytes give the same run id, allocations and
 /// digest on every device. The result is not signed (signing keys stay on servers).
 ///
-/// `inputs` and `policy` are the raw JSON documents; `tenant` is 1–64 characters of
+/// `inputs` and `policy` are the raw JSON documents, borrowed for the call (they cross the
+/// boundary as one buffer, not byte by byte); `tenant` is 1–64 characters of
 /// `[A-Za-z0-9._-]` (`default` for a node without authentication). Runs on the calling
 /// thread, in time linear in the events (milliseconds for thousands of actors).
 ///
 /// Errors: `Invalid` with the code of the refused document (`schema`, `invalid_amount`,
 /// `duplicate_event`, … or `bad_request` for the tenant); `Internal` if an invariant failed.
 #[uniffi::export]
-pub fn compute(inputs: Vec<u8>, policy: Vec<u8>, tenant: String) -> Result<ComputeOutput, RewarderError> {
-    if !auth::valid_tenant(&tenant) {
-        let message = "tenant must be 1-64 characters of [A-Za-z0-9._-]";
-        return Err(Error::field(Code::BadRequest, "tenant", message).into());
-    }
-    let inputs = Arc::new(Inputs::parse(&inputs, &Limits::UNBOUNDED)?);
-    let policy = Policy::parse(&policy)?;
-    let run = Run::compute(&inputs, &policy, &tenant)?;
+pub fn compute(inputs: &[u8], policy: &[u8], tenant: String) -> Result<ComputeOutput, RewarderError> {
+    let run = run(inputs, policy, &tenant)?;
     Ok(ComputeOutput::from(&run))
+}
+
+/// [`compute`], answered as JSON bytes instead of records: `{"manifest", "manifest_digest",
+/// "allocations"}`, the members of a compute result body (API.md §1.2) that describe the
+/// run, unsigned. For large epochs: one buffer crosses the boundary instead of one record per
+/// payee, and the app parses what it reads (or hands the bytes on).
+///
+/// Errors: as [`compute`].
+#[uniffi::export]
+pub fn compute_json(inputs: &[u8], policy: &[u8], tenant: String) -> Result<Vec<u8>, RewarderError> {
+    let run = run(inputs, policy, &tenant)?;
+    Ok(result::render_unsigned(&run))
+}
+
+/// The run of [`compute`] and [`compute_json`]: the tenant checked first, then the inputs
+/// parsed, then the policy.
+fn run(inputs: &[u8], policy: &[u8], tenant: &str) -> Result<Run, Error> {
+    if !auth::valid_tenant(tenant) {
+        let message = "tenant must be 1-64 characters of [A-Za-z0-9._-]";
+        return Err(Error::field(Code::BadRequest, "tenant", message));
+    }
+    let inputs = Arc::new(Inputs::parse(inputs, &Limits::UNBOUNDED)?);
+    let policy = Policy::parse(policy)?;
+    Run::compute(&inputs, &policy, tenant)
 }
 
 /// The content id of a sealed document, `"b3:" + hex(BLAKE3(bytes))`: what a node answers
 /// as `inputs_cid` / `policy_hash` for the same bytes.
 #[uniffi::export]
-pub fn content_id(bytes: Vec<u8>) -> String {
-    commit::content_id(&bytes)
+pub fn content_id(bytes: &[u8]) -> String {
+    commit::content_id(bytes)
 }
 
 /// The digest of a manifest (CALCULUS.md §4), `"b3:…"`: what the signatures sign.
@@ -161,7 +180,9 @@ mod tests {
 
     #[test]
     fn a_bad_tenant_is_invalid_before_any_parsing() {
-        let e = compute(Vec::new(), Vec::new(), "has space".into()).unwrap_err();
+        let e = compute(&[], &[], "has space".into()).unwrap_err();
+        assert!(matches!(e, RewarderError::Invalid { ref code, .. } if code == "bad_request"), "{e}");
+        let e = compute_json(&[], &[], "has space".into()).unwrap_err();
         assert!(matches!(e, RewarderError::Invalid { ref code, .. } if code == "bad_request"), "{e}");
     }
 

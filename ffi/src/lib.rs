@@ -26,7 +26,9 @@ mod embedded;
 mod error;
 mod records;
 
-pub use api::{compute, content_id, manifest_digest, verify_allocation, verify_result, verify_signature};
+pub use api::{
+    compute, compute_json, content_id, manifest_digest, verify_allocation, verify_result, verify_signature,
+};
 #[cfg(feature = "embedded")]
 pub use embedded::EmbeddedNode;
 pub use error::RewarderError;

@@ -192,7 +192,7 @@ impl Service {
     /// Computes and checks a new run, timing it on the host's monotonic clock.
     fn run(&self, inputs: &Arc<Inputs>, policy: &Policy, tenant: &str) -> Result<Arc<StoredRun>, Error> {
         let started = self.clock.monotonic();
-        let run = Run::compute(inputs, policy, tenant);
+        let run = Run::compute_overlapped(inputs, policy, tenant, &*self.overlap);
         let elapsed = self.clock.monotonic().saturating_sub(started);
         let run = run.inspect_err(|e| self.count_failed_run(e))?;
         self.metrics.observe_compute(elapsed);

@@ -3,7 +3,7 @@
 # script can check — the Kotlin bindings on the JVM, the Swift package layout, the Android
 # static library and core under qemu-aarch64, the deploy rules, a short fuzz pass of every
 # target (when nightly and cargo-fuzz are installed; the corpora replay on stable either way),
-# and the instruction-count gate.
+# and the deterministic performance gates (instructions, peak heap, allocations).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -221,17 +221,22 @@ fn fuzz_targets_survive_a_bounded_mutation_loop() {
 
 // ---- the node under abuse ------------------------------------------------------------------
 
-/// `(threads, VmRSS KiB)` of a process.
-fn threads_and_rss(pid: u32) -> (usize, u64) {
+/// The numbers of `fields` (e.g. `"VmRSS:"`, in KiB) in a process's `/proc/PID/status`.
+fn proc_status<const N: usize>(pid: u32, fields: [&str; N]) -> [u64; N] {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| -> u64 {
+    fields.map(|name| {
         status
             .lines()
             .find_map(|l| l.strip_prefix(name))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0)
-    };
-    (field("Threads:") as usize, field("VmRSS:"))
+    })
+}
+
+/// `(threads, VmRSS KiB)` of a process.
+fn threads_and_rss(pid: u32) -> (usize, u64) {
+    let [threads, rss] = proc_status(pid, ["Threads:", "VmRSS:"]);
+    (threads as usize, rss)
 }
 
 /// Prints and checks a node's threads and RSS.
@@ -571,15 +576,8 @@ fn unauthenticated_uploads_cost_no_memory_and_get_401() {
 
 /// `(VmRSS, VmHWM)` of a process, KiB.
 fn hwm(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    let [rss, peak] = proc_status(pid, ["VmRSS:", "VmHWM:"]);
+    (rss, peak)
 }
 
 /// One open probe, so the node's own start-up allocations are in the idle figure.

@@ -299,20 +299,26 @@ impl Chunked {
             let rest = &input[at..];
             match self.state {
                 ChunkState::Done => return Ok(at),
-                ChunkState::Size => match httparse::parse_chunk_size(rest) {
-                    Ok(httparse::Status::Complete((n, size))) => {
-                        at += n;
-                        self.state = if size == 0 { ChunkState::Trailers } else { ChunkState::Data(size) };
-                        if size > (self.body_max - body.len()) as u64 {
-                            return Err(ChunkError::TooLarge);
+                // Only the line's first bytes (the bound, CRLF included) are ever looked at, so the
+                // verdict — a bad byte, or no line end within the bound — is the same however the
+                // bytes arrive.
+                ChunkState::Size => {
+                    match httparse::parse_chunk_size(&rest[..rest.len().min(CHUNK_LINE_BYTES_MAX + 2)]) {
+                        Ok(httparse::Status::Complete((n, size))) => {
+                            at += n;
+                            self.state =
+                                if size == 0 { ChunkState::Trailers } else { ChunkState::Data(size) };
+                            if size > (self.body_max - body.len()) as u64 {
+                                return Err(ChunkError::TooLarge);
+                            }
                         }
+                        Ok(httparse::Status::Partial) if rest.len() >= CHUNK_LINE_BYTES_MAX + 2 => {
+                            return Err(ChunkError::Malformed("chunk size line too long"));
+                        }
+                        Ok(httparse::Status::Partial) => return Ok(at),
+                        Err(_) => return Err(ChunkError::Malformed("invalid chunk size")),
                     }
-                    Ok(httparse::Status::Partial) if rest.len() > CHUNK_LINE_BYTES_MAX => {
-                        return Err(ChunkError::Malformed("chunk size line too long"));
-                    }
-                    Ok(httparse::Status::Partial) => return Ok(at),
-                    Err(_) => return Err(ChunkError::Malformed("invalid chunk size")),
-                },
+                }
                 ChunkState::Data(left) => {
                     if rest.is_empty() {
                         return Ok(at);

@@ -49,6 +49,17 @@ fn benches(c: &mut Criterion) {
     }
     g.finish();
 
+    // The `allocations` array of a full answer (API.md §1.2): rendered once per fresh run.
+    let mut g = c.benchmark_group("render_allocations");
+    for f in &fixtures {
+        let run = Run::compute(&f.inputs, &f.policy, "default").unwrap();
+        g.throughput(Throughput::Elements(run.allocations().len() as u64));
+        g.bench_function(BenchmarkId::from_parameter(f.scale), |b| {
+            b.iter(|| rewarder_core::result::render_allocations(black_box(&run)))
+        });
+    }
+    g.finish();
+
     let pq = keys(true);
     let mut g = c.benchmark_group("sign_manifest");
     let run = Run::compute(&fixtures[1].inputs, &fixtures[1].policy, "default").unwrap();

@@ -91,6 +91,15 @@ impl Inputs {
         &self.actor_bytes[start..self.actor_ends[i] as usize]
     }
 
+    /// Whether any actor id holds byte `a` or byte `b`: one pass over every id's bytes, in
+    /// blocks whose test the compiler vectorizes.
+    pub(crate) fn actor_ids_contain(&self, a: u8, b: u8) -> bool {
+        self.actor_bytes
+            .as_bytes()
+            .chunks(64)
+            .any(|block| block.iter().fold(0u8, |hit, &c| hit | u8::from(c == a) | u8::from(c == b)) != 0)
+    }
+
     /// Actor `i`'s usage per kind, ascending by kind index, no kind twice.
     ///
     /// # Panics

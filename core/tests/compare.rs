@@ -11,9 +11,7 @@ use rewarder_core::compare::{self, Comparison, Ratio};
 use rewarder_core::{Inputs, Limits, Policy, Run};
 use serde_json::Value;
 
-// The testkit depends on this crate, so its list of the golden cases comes in as source.
-#[path = "../../testing/src/golden.rs"]
-mod golden;
+use rewarder_gen::golden;
 
 const TENANT: &str = "default";
 

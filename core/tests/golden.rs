@@ -6,10 +6,7 @@ use std::sync::Arc;
 use rewarder_core::{Inputs, Limits, Manifest, Policy, Run, commit, merkle};
 use serde_json::Value;
 
-// The testkit depends on this crate, so its list of the golden cases comes in as source rather
-// than through a dev-dependency cycle.
-#[path = "../../testing/src/golden.rs"]
-mod golden;
+use rewarder_gen::golden;
 
 use golden::{cases, vectors};
 

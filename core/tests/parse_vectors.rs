@@ -8,11 +8,8 @@ use std::path::{Path, PathBuf};
 use rewarder_core::{Inputs, Limits, Policy};
 use serde_json::Value;
 
-// The testkit depends on this crate, so the one definition of where the vectors are comes in
-// as source.
-#[path = "../../testing/src/golden.rs"]
-#[allow(dead_code)]
-mod golden;
+use rewarder_gen::golden;
+use rewarder_gen::rng::SplitMix64;
 
 use golden::vectors;
 
@@ -79,31 +76,8 @@ fn naive_summary(doc: &Value) -> Summary {
     )
 }
 
-/// A small deterministic generator (SplitMix64) for shuffles.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            items.swap(i, self.below(i + 1));
-        }
-    }
-}
-
 /// The document with its actors and events shuffled (event actor indices remapped).
-fn permuted(doc: &Value, rng: &mut Rng) -> Value {
+fn permuted(doc: &Value, rng: &mut SplitMix64) -> Value {
     let mut doc = doc.clone();
     let actors = doc["actors"].as_array().unwrap().clone();
     let mut order: Vec<usize> = (0..actors.len()).collect();
@@ -198,7 +172,7 @@ fn valid_vectors_parse_and_match_a_naive_reading() {
 
 #[test]
 fn permuting_actors_and_events_changes_only_the_cid() {
-    let mut rng = Rng(7);
+    let mut rng = SplitMix64::new(7);
     for Case { name, inputs: inputs_raw, .. } in valid_cases() {
         let original = Inputs::parse(&inputs_raw, &Limits::UNBOUNDED).unwrap();
         let doc: Value = serde_json::from_slice(&inputs_raw).unwrap();
@@ -236,12 +210,12 @@ fn pretty_printed_documents_parse_to_the_same_inputs_and_policy() {
 
 #[test]
 fn a_large_generated_document_matches_the_naive_sums() {
-    let mut rng = Rng(42);
+    let mut rng = SplitMix64::new(42);
     let actors: Vec<String> = (0..3000)
         .map(|i| match i % 3 {
-            0 => format!("acct:{:07}", i * 7 + rng.below(7)),
-            1 => format!("node:{:016x}", rng.next()),
-            _ => format!("user/{}-{i}", ["ant", "bee", "cat"][rng.below(3)]),
+            0 => format!("acct:{:07}", i * 7 + rng.index(7)),
+            1 => format!("node:{:016x}", rng.next_u64()),
+            _ => format!("user/{}-{i}", ["ant", "bee", "cat"][rng.index(3)]),
         })
         .collect();
     let mut ids: Vec<u64> = (0..60_000u64).map(|i| 1_000_000_000_000 + 3 * i + (i % 2)).collect();
@@ -249,9 +223,9 @@ fn a_large_generated_document_matches_the_naive_sums() {
     let events: Vec<Value> = ids
         .iter()
         .map(|&id| {
-            let actor = (rng.below(3000) * rng.below(3000)) / 3000; // skewed towards low indices
-            let units = if rng.below(512) == 0 { 0 } else { rng.next() >> (11 + rng.below(50)) };
-            serde_json::json!([id, actor, rng.below(5), units])
+            let actor = (rng.index(3000) * rng.index(3000)) / 3000; // skewed towards low indices
+            let units = if rng.index(512) == 0 { 0 } else { rng.next_u64() >> (11 + rng.index(50)) };
+            serde_json::json!([id, actor, rng.index(5), units])
         })
         .collect();
     let doc = serde_json::json!({

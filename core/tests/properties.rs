@@ -31,6 +31,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;
 use rewarder_core::{Code, Error, Inputs, Limits, Policy, Run, SigningKeys, merkle, sign};
+use rewarder_gen::rng::SplitMix64;
 
 const TENANT: &str = "default";
 const INT_MAX: u64 = (1 << 53) - 1;
@@ -664,35 +665,6 @@ struct Model {
     style: u64,
 }
 
-/// SplitMix64: the rendering's and the permutations' choices, reproducible from a seed.
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn one_in(&mut self, n: usize) -> bool {
-        self.below(n) == 0
-    }
-
-    fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            let j = self.below(i + 1);
-            v.swap(i, j);
-        }
-    }
-}
-
 fn dedupe(items: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut seen = HashSet::new();
     items.into_iter().filter(|s| !s.is_empty() && seen.insert(s.clone())).collect()
@@ -916,7 +888,7 @@ fn wide_model() -> impl Strategy<Value = Model> {
 /// Writes JSON text with choices drawn from a seed.
 struct Writer {
     out: String,
-    rng: Rng,
+    rng: SplitMix64,
     /// 0 compact, 1 a space after `:` and `,`, 2 random whitespace around every token.
     spacing: usize,
     /// 0: only the required escapes; n: about one character in n escaped (`\uXXXX`, `\/`).
@@ -925,16 +897,16 @@ struct Writer {
 
 impl Writer {
     fn new(seed: u64) -> Writer {
-        let mut rng = Rng(seed);
-        let spacing = rng.below(3);
-        let escapes = [0, 0, 24, 3][rng.below(4)];
+        let mut rng = SplitMix64::new(seed);
+        let spacing = rng.index(3);
+        let escapes = [0, 0, 24, 3][rng.index(4)];
         Writer { out: String::new(), rng, spacing, escapes }
     }
 
     fn gap(&mut self) {
         const GAPS: [&str; 6] = ["", " ", "\n", "\t", "\r\n    ", "  "];
         if self.spacing == 2 {
-            let g = GAPS[self.rng.below(GAPS.len())];
+            let g = GAPS[self.rng.index(GAPS.len())];
             self.out.push_str(g);
         }
     }
@@ -1222,7 +1194,7 @@ proptest! {
     fn p3_permutations_change_only_the_content_id(m in model(), seed in any::<u64>()) {
         let (inputs, policy) = docs(&m);
         let base = must_compute(&inputs, &policy)?;
-        let mut rng = Rng(seed);
+        let mut rng = SplitMix64::new(seed);
 
         let mut shuffled = m.clone();
         let mut actor_order: Vec<usize> = (0..m.actors.len()).collect();
@@ -1288,13 +1260,13 @@ fn flip(bytes: &mut [u8], bit: usize) {
 }
 
 /// Bits worth flipping in a `len`-byte value: all of them, or the ends and a few at random.
-fn bits(len: usize, all: bool, rng: &mut Rng) -> Vec<usize> {
+fn bits(len: usize, all: bool, rng: &mut SplitMix64) -> Vec<usize> {
     let n = len * 8;
     if all {
         return (0..n).collect();
     }
     let mut out = vec![0, 7, n - 8, n - 1];
-    out.extend((0..6).map(|_| rng.below(n)));
+    out.extend((0..6).map(|_| rng.index(n)));
     out
 }
 
@@ -1309,9 +1281,9 @@ proptest! {
         let root = unb3(&run.manifest().allocations_root);
         let payees = paid(&run).payees;
         let levels = ref_levels(&payees);
-        let mut rng = Rng(seed);
+        let mut rng = SplitMix64::new(seed);
         // One payee per case gets every bit of every sibling flipped; the others a sample.
-        let exhaustive = if payees.is_empty() { usize::MAX } else { rng.below(payees.len()) };
+        let exhaustive = if payees.is_empty() { usize::MAX } else { rng.index(payees.len()) };
 
         for (index, (actor, amount, _)) in payees.iter().enumerate() {
             let proof = run.proof(actor).map_err(|e| TestCaseError::fail(format!("no proof for {actor:?}: {e}")))?;
@@ -1330,14 +1302,14 @@ proptest! {
             // Other ids: a few other actors of the document, and valid ids one edit away (ids
             // grown past 128 bytes are `p4_proof_fails_for_an_actor_id_grown_past_128_bytes`).
             let mut others: Vec<String> =
-                (0..8).map(|_| m.actors[rng.below(m.actors.len())].clone()).filter(|a| a != actor).collect();
+                (0..8).map(|_| m.actors[rng.index(m.actors.len())].clone()).filter(|a| a != actor).collect();
             if actor.len() < 128 {
                 others.push(format!("{actor}x"));
             }
             if actor.len() > 1 {
                 others.push(actor[..actor.len() - 1].to_owned());
             }
-            for at in [0, actor.len() - 1, rng.below(actor.len())] {
+            for at in [0, actor.len() - 1, rng.index(actor.len())] {
                 let mut changed = actor.clone().into_bytes();
                 changed[at] = if changed[at] == b'!' { b'~' } else { changed[at] - 1 };
                 others.push(String::from_utf8(changed).unwrap());
@@ -1482,14 +1454,14 @@ proptest! {
         prop_assert_eq!((sigs.ed25519.public_key.len(), sigs.ed25519.signature.len()), (64, 128));
         // A verification costs ~20 ms in a debug build: each case flips a few bits (the
         // signature's R half, its S half and anywhere), 64 cases cover ~200 distinct ones.
-        let mut rng = Rng(sample);
+        let mut rng = SplitMix64::new(sample);
         check_signature(
             sign::ED25519,
             &sigs.ed25519,
             &digest,
-            &[rng.below(256), rng.below(256)],
-            &[rng.below(256), 256 + rng.below(256), rng.below(512)],
-            &[rng.below(256), rng.below(256)],
+            &[rng.index(256), rng.index(256)],
+            &[rng.index(256), 256 + rng.index(256), rng.index(512)],
+            &[rng.index(256), rng.index(256)],
         )?;
     }
 }
@@ -1512,11 +1484,11 @@ proptest! {
         prop_assert_eq!(Some(pq.public_key.as_str()), keys.ml_dsa_65_public_hex());
         prop_assert_eq!((pq.public_key.len(), pq.signature.len()), (2 * 1952, 2 * 3309));
         prop_assert_eq!(&keys.sign(&digest), &sigs, "signing is deterministic");
-        let mut rng = Rng(sample);
+        let mut rng = SplitMix64::new(sample);
         // c̃ is bytes 0..48, z 48..3248, the hints 3248..3309; ρ is bytes 0..32 of the key.
-        let sig_bits = [0, 48 * 8 - 1, 48 * 8 + rng.below(3200 * 8), 3248 * 8 + rng.below(61 * 8), 3309 * 8 - 1];
-        let key_bits = [rng.below(256), 256 + rng.below(1920 * 8), 1952 * 8 - 1];
-        let digest_bits = [0, rng.below(256), 255];
+        let sig_bits = [0, 48 * 8 - 1, 48 * 8 + rng.index(3200 * 8), 3248 * 8 + rng.index(61 * 8), 3309 * 8 - 1];
+        let key_bits = [rng.index(256), 256 + rng.index(1920 * 8), 1952 * 8 - 1];
+        let digest_bits = [0, rng.index(256), 255];
         check_signature(sign::ML_DSA_65, &pq, &digest, &digest_bits, &sig_bits, &key_bits)?;
         check_signature(sign::ED25519, &sigs.ed25519, &digest, &digest_bits, &[0, 511], &[0, 255])?;
     }

@@ -14,9 +14,7 @@ use rewarder_core::service::{
 use rewarder_core::{Limits, SigningKeys, merkle, sign};
 use serde_json::{Value, json};
 
-// The testkit depends on this crate, so its list of the golden cases comes in as source.
-#[path = "../../testing/src/golden.rs"]
-mod golden;
+use rewarder_gen::golden;
 
 use golden::{cases, vectors};
 

@@ -130,7 +130,7 @@ fn text<'a>(v: &'a Value, key: &str) -> Result<&'a str, String> {
 /// PUT inputs, PUT policy, POST compute; the summary to print.
 fn walk_through(client: &Client, url: &str, kid: Option<&str>) -> Result<String, String> {
     let generated = Instant::now();
-    let (inputs, policy) = rewarder_testkit::generate(rewarder_testkit::Scale::S, EPOCH, 1);
+    let (inputs, policy) = rewarder_gen::generate(rewarder_gen::Scale::S, EPOCH, 1);
     let generate_ms = generated.elapsed().as_secs_f64() * 1e3;
 
     let put_inputs = client.expect("PUT", "/rewarder/inputs", Some(&inputs), &[200, 201])?;

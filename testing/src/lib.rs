@@ -16,10 +16,9 @@
 
 #![deny(missing_docs)]
 
-pub mod golden;
 pub mod ledger_sim;
 pub mod node;
-pub mod rng;
-pub mod vectors;
 
-pub use vectors::{ParseScaleError, Scale, generate, is_valid_epoch};
+// The generator, its PRNG and the vectors' location live in `rewarder-gen` (std only, so the
+// node binaries and core's tests need not link this kit); the kit's users find them here too.
+pub use rewarder_gen::{ParseScaleError, Scale, generate, golden, is_valid_epoch, rng, vectors};

@@ -60,7 +60,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::rng::SplitMix64;
+use rewarder_gen::rng::SplitMix64;
 
 pub mod http;
 pub mod journal;

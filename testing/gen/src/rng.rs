@@ -35,6 +35,29 @@ impl SplitMix64 {
     pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.below(hi - lo + 1)
     }
+
+    /// An index in `0..n`, as [`below`](Self::below).
+    ///
+    /// # Panics
+    /// If `n == 0`.
+    pub fn index(&mut self, n: usize) -> usize {
+        self.below(n as u64) as usize
+    }
+
+    /// `true` once in `n` draws on average.
+    ///
+    /// # Panics
+    /// If `n == 0`.
+    pub fn one_in(&mut self, n: usize) -> bool {
+        self.index(n) == 0
+    }
+
+    /// Fisher–Yates: every order of `v` equally likely.
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            v.swap(i, self.index(i + 1));
+        }
+    }
 }
 
 /// The SplitMix64 output function: a bijection on `u64` with good avalanche.

@@ -5,11 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-/// The directory of the golden vectors, `testing/vectors/`. Every crate of the workspace sits
-/// one level below its root, so the same expression holds wherever this file is compiled (core's
-/// tests include it as source).
+/// The directory of the golden vectors, `testing/vectors/`, beside this crate's own directory.
 pub fn vectors() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testing/vectors")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../vectors")
 }
 
 /// The directories of the golden cases (those with an `expected.json`), sorted; panics unless

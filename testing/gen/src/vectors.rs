@@ -240,7 +240,7 @@ fn inputs(scale: Scale, epoch: &str, seed: u64) -> Vec<u8> {
             id
         })
         .collect();
-    shuffle(&mut rng, &mut actors);
+    rng.shuffle(&mut actors);
     out.extend_from_slice(b"],\"actors\":[");
     for (i, id) in actors.iter().enumerate() {
         if i > 0 {
@@ -252,7 +252,7 @@ fn inputs(scale: Scale, epoch: &str, seed: u64) -> Vec<u8> {
 
     // Popularity rank -> position in `actors`: the heavy actors sit anywhere in the array.
     let mut by_rank: Vec<u32> = (0..n_actors as u32).collect();
-    shuffle(&mut stream(root, 2), &mut by_rank);
+    stream(root, 2).shuffle(&mut by_rank);
 
     // Unique event ids: increasing by gaps of 1..=4 from a seeded 13-digit base, then shuffled.
     let mut rng = stream(root, 3);
@@ -262,7 +262,7 @@ fn inputs(scale: Scale, epoch: &str, seed: u64) -> Vec<u8> {
         ids.push(next_id);
         next_id += 1 + rng.below(4);
     }
-    shuffle(&mut rng, &mut ids);
+    rng.shuffle(&mut ids);
 
     out.extend_from_slice(b"],\"events\":[");
     let mut rng = stream(root, 4);
@@ -353,14 +353,6 @@ fn draw_units(rng: &mut SplitMix64, units: Units) -> u64 {
             let e = rng.range(u64::from(lo), u64::from(hi) - 1);
             (1 << e) + rng.below(1 << e)
         }
-    }
-}
-
-/// Fisher–Yates with the crate's own PRNG.
-fn shuffle<T>(rng: &mut SplitMix64, v: &mut [T]) {
-    for i in (1..v.len()).rev() {
-        let j = rng.below(i as u64 + 1) as usize;
-        v.swap(i, j);
     }
 }
 

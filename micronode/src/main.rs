@@ -79,10 +79,11 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, Failure> {
 }
 
 fn check_tenant(tenant: &str) -> Result<(), Failure> {
-    if offline::valid_tenant(tenant) {
+    if rewarder_core::service::auth::valid_tenant(tenant) {
         Ok(())
     } else {
-        Err(Failure::Usage(format!("--tenant {tenant:?}: 1-64 chars of [A-Za-z0-9._-]")))
+        let max = rewarder_core::service::auth::TENANT_MAX_CHARS;
+        Err(Failure::Usage(format!("--tenant {tenant:?}: 1-{max} chars of [A-Za-z0-9._-]")))
     }
 }
 

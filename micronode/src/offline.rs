@@ -22,9 +22,3 @@ pub fn compute(inputs: &[u8], policy: &[u8], tenant: &str, keys: &SigningKeys) -
     };
     Ok(result::render(&run, &signatures, &meta))
 }
-
-/// Whether `tenant` is a valid tenant name (API.md §3: 1–64 chars of `[A-Za-z0-9._-]`).
-pub fn valid_tenant(tenant: &str) -> bool {
-    (1..=64).contains(&tenant.len())
-        && tenant.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}

@@ -79,11 +79,8 @@ impl BadBody {
     }
 }
 
-/// Tenant ids as API.md §3 defines them: 1–64 chars of `[A-Za-z0-9._-]`.
-pub fn is_valid_tenant(tenant: &str) -> bool {
-    (1..=64).contains(&tenant.len())
-        && tenant.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
+/// Tenant ids as API.md §3 defines them: the node's own rule, so the two cannot drift.
+pub use rewarder_core::service::auth::valid_tenant as is_valid_tenant;
 
 /// Actor ids as CALCULUS.md §1.1 defines them: 1–128 bytes, each in 0x21..=0x7E.
 pub fn is_valid_actor(actor: &str) -> bool {

@@ -159,8 +159,11 @@ impl Check {
         Check::new(check, if pass { Status::Pass } else { Status::Fail }, detail)
     }
 
+    /// A failed check about something refused; `what` (unless empty) prefixes the message.
     fn refused(check: &'static str, what: &str, e: &Error) -> Check {
-        Check { code: Some(e.code().as_str()), ..Check::new(check, Status::Fail, format!("{what}: {e}")) }
+        let detail =
+            if what.is_empty() { e.message().to_owned() } else { format!("{what}: {}", e.message()) };
+        Check { code: Some(e.code().as_str()), ..Check::new(check, Status::Fail, detail) }
     }
 
     fn about(self, key: &PublicKey) -> Check {
@@ -189,7 +192,7 @@ pub fn verify(result: &[u8], trust: Trust<'_>, documents: Option<Documents<'_>>)
                 ok: false,
                 manifest: None,
                 manifest_digest: None,
-                checks: vec![Check::refused(RESULT, "not a compute result", &e)],
+                checks: vec![Check::refused(RESULT, "", &e)],
             };
         }
     };

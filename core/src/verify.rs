@@ -398,6 +398,64 @@ pub fn decimal(text: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SigningKeys;
+    use crate::result::{self, LedgerReport, ResultMeta};
+
+    const INPUTS: &str = r#"{"schema":"rewarder.inputs.v1","epoch":"e","pool_minor":"1000","kinds":["k"],"actors":["a","b"],"events":[[1,0,0,3],[2,1,0,5]]}"#;
+    const POLICY: &str =
+        r#"{"schema":"rewarder.policy.v1","policy_id":"p","weights":{"k":1000000},"min_payout_minor":"0"}"#;
+
+    /// A signed result of the documents above, and the signer's keys.
+    fn signed(pq: bool) -> (Vec<u8>, Vec<PublicKey>) {
+        let keys = SigningKeys::from_seeds(&[3; 32], pq.then_some(&[4; 32]));
+        let inputs = Arc::new(Inputs::parse(INPUTS.as_bytes(), &Limits::UNBOUNDED).unwrap());
+        let run = Run::compute(&inputs, &Policy::parse(POLICY.as_bytes()).unwrap(), "default").unwrap();
+        let allocations = result::render_allocations(&run);
+        let meta = ResultMeta {
+            ledger: LedgerReport::DRY_RUN,
+            compute_ms: 0.0,
+            allocations: Some(&allocations),
+            durable: false,
+        };
+        let body = result::render(&run, &keys.sign(run.digest_bytes()), &meta);
+        (body, keys.published().into_iter().map(|p| p.key).collect())
+    }
+
+    fn statuses(report: &Report) -> Vec<(&'static str, Status)> {
+        report.checks.iter().map(|c| (c.check, c.status)).collect()
+    }
+
+    #[test]
+    fn a_signed_result_passes_with_its_keys_and_fails_with_none() {
+        let (body, keys) = signed(true);
+        let documents = Documents { inputs: INPUTS.as_bytes(), policy: POLICY.as_bytes() };
+        let report = verify(&body, Trust::Keys(&keys), Some(documents));
+        assert!(report.ok, "{}", report.to_json());
+        assert_eq!(statuses(&report).len(), 8);
+        assert!(report.checks.iter().all(|c| c.status == Status::Pass));
+        let nobody = verify(&body, Trust::Keys(&[]), None);
+        assert_eq!(nobody.untrusted_key_ids(), [keys[0].key_id(), keys[1].key_id()]);
+        assert!(verify(&body, Trust::Embedded, None).ok);
+        let half = verify(&body, Trust::Keys(&keys[1..]), None);
+        assert_eq!(half.check("key.ed25519").map(|c| c.status), Some(Status::Fail));
+        assert_eq!(half.check("key.ml_dsa_65").map(|c| c.status), Some(Status::Pass));
+    }
+
+    #[test]
+    fn a_foreign_key_is_named_and_other_documents_fail_the_recompute() {
+        let (body, _) = signed(false);
+        let foreign = SigningKeys::from_seeds(&[9; 32], None).published().remove(0).key;
+        let report = verify(&body, Trust::Keys(std::slice::from_ref(&foreign)), None);
+        let key = report.check("key.ed25519").unwrap();
+        assert_eq!(key.status, Status::Fail);
+        assert!(key.detail.contains(key.key_id.as_deref().unwrap()), "{}", key.detail);
+        let policy = POLICY.replace("\"p\"", "\"q\"");
+        let documents = Documents { inputs: INPUTS.as_bytes(), policy: policy.as_bytes() };
+        let report = verify(&body, Trust::Embedded, Some(documents));
+        let recompute = report.check("recompute").unwrap();
+        assert_eq!(recompute.status, Status::Fail);
+        assert_eq!(recompute.fields, ["run_id", "policy_id", "policy_hash"]);
+    }
 
     #[test]
     fn decimals_are_canonical() {

@@ -60,7 +60,8 @@ for name in \
   "public func manifestDigest(manifest: Manifest) -> String" \
   "public func verifyAllocation(allocationsRoot: String, actor: String, amountMinor: String, proof: [ProofStep]) -> Bool" \
   "public func verifySignature(manifestDigest: String, algorithm: String, publicKey: String, signature: String) -> Bool" \
-  "public func verifyResult(resultJson: String)" \
+  "public func verifyResult(resultJson: String, trust: Trust, inputs: Data?, policy: Data?)" \
+  "public enum Trust" "case keys(" "case embeddedKeys" \
   "public func compare(inputs: Data, policyA: Data, policyB: Data, tenant: String, top: UInt32, actor: String?)" \
   "public struct CompareOutput" "public struct CompareSide" "public struct CompareSummary" "public struct PayoutChange" \
   "public struct Manifest" "public struct Allocation" "public struct ComputeOutput" \

@@ -1,6 +1,6 @@
 //! The pure domain of svc-rewarder: it parses sealed epoch inputs and policies, computes each
 //! payout exactly (CALCULUS.md), checks the invariants, commits to the result (BLAKE3 Merkle
-//! root, manifest digest) and signs it.
+//! root, manifest digest), signs it, and verifies a signed result against trusted keys.
 //!
 //! It does not open sockets, spawn threads, read the clock or the file system: time,
 //! randomness, storage and the ledger reach it from its hosts (micronode, macronode, ffi).
@@ -27,9 +27,10 @@ pub mod result;
 pub mod run;
 pub mod service;
 pub mod sign;
+pub mod verify;
 mod wide;
 
 pub use compare::Comparison;
 pub use manifest::Manifest;
 pub use run::{Allocation, Proof, Run};
-pub use sign::{Signatures, SigningKeys};
+pub use sign::{PublicKey, Signatures, SigningKeys};

@@ -40,24 +40,32 @@ pub struct Manifest {
 pub const MANIFEST_SCHEMA: &str = "rewarder.manifest.v1";
 
 impl Manifest {
+    /// The 13 members in the order of CALCULUS.md §4.4, each as its string (`payees` as its
+    /// canonical decimal): what the digest frames, and what a verifier compares.
+    pub fn fields(&self) -> [(&'static str, std::borrow::Cow<'_, str>); 13] {
+        use std::borrow::Cow::{Borrowed, Owned};
+        [
+            ("schema", Borrowed(self.schema.as_str())),
+            ("tenant", Borrowed(self.tenant.as_str())),
+            ("epoch", Borrowed(self.epoch.as_str())),
+            ("run_id", Borrowed(self.run_id.as_str())),
+            ("inputs_cid", Borrowed(self.inputs_cid.as_str())),
+            ("policy_id", Borrowed(self.policy_id.as_str())),
+            ("policy_hash", Borrowed(self.policy_hash.as_str())),
+            ("pool_minor", Borrowed(self.pool_minor.as_str())),
+            ("distributable_minor", Borrowed(self.distributable_minor.as_str())),
+            ("payout_total_minor", Borrowed(self.payout_total_minor.as_str())),
+            ("residual_minor", Borrowed(self.residual_minor.as_str())),
+            ("payees", Owned(self.payees.to_string())),
+            ("allocations_root", Borrowed(self.allocations_root.as_str())),
+        ]
+    }
+
     /// The 32 digest bytes: BLAKE3 of the framed fields, in order (`payees` as decimal).
     pub fn digest_bytes(&self) -> [u8; 32] {
-        let payees = self.payees.to_string();
-        framed_hash(&[
-            self.schema.as_bytes(),
-            self.tenant.as_bytes(),
-            self.epoch.as_bytes(),
-            self.run_id.as_bytes(),
-            self.inputs_cid.as_bytes(),
-            self.policy_id.as_bytes(),
-            self.policy_hash.as_bytes(),
-            self.pool_minor.as_bytes(),
-            self.distributable_minor.as_bytes(),
-            self.payout_total_minor.as_bytes(),
-            self.residual_minor.as_bytes(),
-            payees.as_bytes(),
-            self.allocations_root.as_bytes(),
-        ])
+        let fields = self.fields();
+        let framed: [&[u8]; 13] = std::array::from_fn(|i| fields[i].1.as_bytes());
+        framed_hash(&framed)
     }
 
     /// `"b3:" + hex(digest_bytes())`.

@@ -162,7 +162,8 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-/// A signature as it travels: `{"public_key", "signature"}`, lowercase hex.
+/// A signature as it travels: `{"public_key", "signature", "key_id"}`, lowercase hex. The
+/// key id is outside the digest (nothing signs it); a body without one still parses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignatureJson {
@@ -170,11 +171,18 @@ pub struct SignatureJson {
     pub public_key: String,
     /// Hex of the signature.
     pub signature: String,
+    /// The key id of the public key (CALCULUS.md §4.6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 impl From<&Signature> for SignatureJson {
     fn from(s: &Signature) -> Self {
-        SignatureJson { public_key: s.public_key.clone(), signature: s.signature.clone() }
+        SignatureJson {
+            public_key: s.public_key.clone(),
+            signature: s.signature.clone(),
+            key_id: Some(s.key_id.clone()),
+        }
     }
 }
 

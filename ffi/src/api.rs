@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use rewarder_core::result::{AllocationJson, ResultJson};
 use rewarder_core::service::auth;
 use rewarder_core::{
-    Code, Comparison, Error, Inputs, Limits, Policy, Run, commit, compare, manifest, merkle, sign,
+    Code, Comparison, Error, Inputs, Limits, Policy, PublicKey, Run, commit, compare, manifest, merkle, sign,
+    verify,
 };
 
 use crate::error::RewarderError;
-use crate::records::{self, CompareOutput, ComputeOutput, Manifest, ProofStep, Verification};
+use crate::records::{self, CompareOutput, ComputeOutput, Manifest, ProofStep, Trust, Verification};
 
 /// Computes the run of a sealed inputs document under a sealed policy for `tenant`, exactly
 /// as a node would (CALCULUS.md): the same bytes give the same run id, allocations and
@@ -98,7 +98,7 @@ pub fn verify_allocation(
     proof: Vec<ProofStep>,
 ) -> bool {
     let Some(root) = records::hash_from_b3(&allocations_root) else { return false };
-    let Some(amount) = decimal(&amount_minor) else { return false };
+    let Some(amount) = verify::decimal(&amount_minor) else { return false };
     let Some(steps) = proof.iter().map(ProofStep::to_core).collect::<Option<Vec<_>>>() else {
         return false;
     };
@@ -121,81 +121,53 @@ pub fn verify_signature(
     sign::verify(&algorithm, &public_key, &digest, &signature).unwrap_or(false)
 }
 
-/// Checks a compute result body (API.md §1.2, as `POST …/compute` or `GET /rewarder/epochs/{epoch}`
-/// answer it): recomputes the manifest digest, verifies every signature present over it, and,
-/// when the body lists allocations, recomputes their sum and Merkle root.
+/// Checks a compute result body (API.md §1.2, as `POST …/compute` or
+/// `GET /rewarder/epochs/{epoch}` answer it) against the keys of `trust`: the manifest digest,
+/// every signature over it and whether its key is trusted, the allocations (when listed)
+/// against their sum and Merkle root, and — with `inputs` and `policy`, the sealed documents
+/// of the run — that they recompute to the same manifest for the manifest's tenant.
 ///
-/// Tampering shows as false flags, never as an error. Note that a valid signature only says
-/// the holder of `public_key` signed: compare the key with the one you trust.
+/// Tampering, a key outside `trust` and a recompute mismatch show as false flags (and in
+/// `report_json`), never as an error. Runs on the calling thread; a recompute costs a compute.
 ///
-/// Errors: `Invalid` with `malformed_json` (not JSON), `schema` (not a compute result),
-/// `bad_request` (a key or signature that is not hex of the right length) or
-/// `invalid_amount` (an allocation amount that is not a decimal).
+/// Errors: `Invalid` with `malformed_json` (not JSON) or `schema` (not a compute result), or
+/// `bad_request` for a trusted key that is not hex of an Ed25519 or ML-DSA-65 public key, or
+/// for `inputs` without `policy` (or the reverse).
 #[uniffi::export]
-pub fn verify_result(result_json: String) -> Result<Verification, RewarderError> {
-    let body: ResultJson = serde_json::from_str(&result_json).map_err(|e| {
-        let (code, what) = match e.classify() {
-            serde_json::error::Category::Data => (Code::Schema, "not a compute result"),
-            _ => (Code::MalformedJson, "not JSON"),
-        };
-        Error::new(code, format!("the body is {what} (line {}, column {})", e.line(), e.column()))
-    })?;
-    let digest = body.manifest.digest_bytes();
-    let digest_hex = commit::b3_hex(&digest);
-    let ed = &body.signatures.ed25519;
-    let mut signatures_ok = sign::verify(sign::ED25519, &ed.public_key, &digest, &ed.signature)?;
-    if let Some(pq) = &body.signatures.ml_dsa_65 {
-        signatures_ok &= sign::verify(sign::ML_DSA_65, &pq.public_key, &digest, &pq.signature)?;
-    }
-    let allocations_ok = match &body.allocations {
-        None => true,
-        Some(list) => allocations_match(&body.manifest, list)?,
+pub fn verify_result(
+    result_json: String,
+    trust: Trust,
+    inputs: Option<Vec<u8>>,
+    policy: Option<Vec<u8>>,
+) -> Result<Verification, RewarderError> {
+    let keys = match &trust {
+        Trust::Keys { public_keys } => {
+            public_keys.iter().map(|k| PublicKey::from_hex(k)).collect::<Result<Vec<_>, _>>()?
+        }
+        Trust::EmbeddedKeys => Vec::new(),
     };
-    Ok(Verification {
-        digest_ok: digest_hex == body.manifest_digest,
-        signatures_ok,
-        pq_signed: body.signatures.ml_dsa_65.is_some(),
-        allocations_ok,
-        manifest: Manifest::from(&body.manifest),
-        manifest_digest: digest_hex,
+    let trust = match trust {
+        Trust::Keys { .. } => verify::Trust::Keys(&keys),
+        Trust::EmbeddedKeys => verify::Trust::Embedded,
+    };
+    let documents = match (&inputs, &policy) {
+        (Some(inputs), Some(policy)) => Some(verify::Documents { inputs, policy }),
+        (None, None) => None,
+        _ => return Err(Error::new(Code::BadRequest, "inputs and policy go together").into()),
+    };
+    let report = verify::verify(result_json.as_bytes(), trust, documents);
+    Verification::from_report(&report).ok_or_else(|| {
+        let refused = &report.checks[0];
+        RewarderError::Invalid {
+            code: refused.code.unwrap_or(Code::Schema.as_str()).to_owned(),
+            detail: refused.detail.clone(),
+        }
     })
-}
-
-/// Whether `list` sums to the manifest's payout total and hashes to its allocations root.
-fn allocations_match(manifest: &manifest::Manifest, list: &[AllocationJson]) -> Result<bool, Error> {
-    let mut pairs = Vec::with_capacity(list.len());
-    let mut total: u128 = 0;
-    for (i, a) in list.iter().enumerate() {
-        let amount = decimal(&a.amount_minor).ok_or_else(|| {
-            Error::at(Code::InvalidAmount, "allocations", i, "amount_minor is not a decimal")
-        })?;
-        total += u128::from(amount);
-        pairs.push((a.actor.as_str(), amount));
-    }
-    let root = merkle::root(&merkle::leaves(pairs));
-    Ok(total.to_string() == manifest.payout_total_minor && commit::b3_hex(&root) == manifest.allocations_root)
-}
-
-/// A canonical decimal amount (CALCULUS.md §1: digits, no sign, no leading zero) as u64.
-fn decimal(text: &str) -> Option<u64> {
-    let canonical = !text.is_empty()
-        && text.bytes().all(|b| b.is_ascii_digit())
-        && (text == "0" || !text.starts_with('0'));
-    if canonical { text.parse().ok() } else { None }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decimals_are_canonical() {
-        assert_eq!(decimal("0"), Some(0));
-        assert_eq!(decimal("18446744073709551615"), Some(u64::MAX));
-        for bad in ["", "+1", "-1", "01", "1.0", " 1", "18446744073709551616"] {
-            assert_eq!(decimal(bad), None, "{bad:?}");
-        }
-    }
 
     #[test]
     fn a_bad_tenant_is_invalid_before_any_parsing() {
@@ -216,5 +188,16 @@ mod tests {
         assert!(!verify_signature("b3:00".into(), "ed25519".into(), "00".into(), "00".into()));
         assert!(!verify_signature(commit::b3_hex(&[0; 32]), "rsa".into(), "00".into(), "00".into()));
         assert!(!verify_allocation("nope".into(), "a".into(), "1".into(), Vec::new()));
+    }
+
+    #[test]
+    fn verify_result_refuses_bad_arguments_before_the_body() {
+        let bad_key = Trust::Keys { public_keys: vec!["zz".into()] };
+        let e = verify_result("{}".into(), bad_key, None, None).unwrap_err();
+        assert!(matches!(e, RewarderError::Invalid { ref code, .. } if code == "bad_request"), "{e}");
+        let e = verify_result("{}".into(), Trust::EmbeddedKeys, Some(Vec::new()), None).unwrap_err();
+        assert!(matches!(e, RewarderError::Invalid { ref code, .. } if code == "bad_request"), "{e}");
+        let e = verify_result("not json".into(), Trust::EmbeddedKeys, None, None).unwrap_err();
+        assert!(matches!(e, RewarderError::Invalid { ref code, .. } if code == "malformed_json"), "{e}");
     }
 }

@@ -35,5 +35,5 @@ pub use embedded::EmbeddedNode;
 pub use error::RewarderError;
 pub use records::{
     Allocation, CompareOutput, CompareSide, CompareSummary, ComputeOutput, EmbeddedConfig, Manifest,
-    PayoutChange, ProofStep, Verification,
+    PayoutChange, ProofStep, Trust, Verification,
 };

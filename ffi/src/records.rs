@@ -2,7 +2,7 @@
 //! core's types. Amounts stay decimal strings, hashes stay the strings of the wire.
 
 use rewarder_core::compare::{Row, Side, Summary};
-use rewarder_core::{Comparison, Run, manifest, merkle, run};
+use rewarder_core::{Comparison, Run, manifest, merkle, run, verify};
 
 /// The run manifest of CALCULUS.md §4: what the digest covers and the signatures sign.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -140,22 +140,68 @@ pub struct ProofStep {
     pub hash: String,
 }
 
+/// Whom `verify_result` trusts.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum Trust {
+    /// Only these public keys (hex: 64 digits for Ed25519, 3904 for ML-DSA-65), for instance
+    /// those `GET /rewarder/keys` lists, fetched over a channel you trust. An empty list trusts
+    /// nobody: every result fails.
+    Keys {
+        /// The trusted public keys, hex.
+        public_keys: Vec<String>,
+    },
+    /// The keys the result itself carries: proves integrity only (the result is as the holder
+    /// of its key signed it), not who signed.
+    EmbeddedKeys,
+}
+
 /// What `verify_result` found in a compute result body (API.md §1.2).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct Verification {
+    /// Every check held: the result may be relied on.
+    pub ok: bool,
     /// The body's `manifest_digest` equals the digest recomputed from its manifest.
     pub digest_ok: bool,
-    /// Every signature present verifies over the recomputed digest.
+    /// Every signature present verifies over the recomputed digest with the key beside it.
     pub signatures_ok: bool,
+    /// Every signature's key is trusted.
+    pub keys_trusted: bool,
+    /// The key ids of the signatures' keys that are not trusted.
+    pub untrusted_key_ids: Vec<String>,
     /// The body carries an ML-DSA-65 signature too (whether it verifies is `signatures_ok`).
     pub pq_signed: bool,
-    /// The allocations sum to `payout_total_minor` and their recomputed Merkle root equals
-    /// `allocations_root`; true when the body lists none (`?allocations=false`).
+    /// The allocations are as many as the payees, sum to `payout_total_minor` and their
+    /// recomputed Merkle root equals `allocations_root`; true when the body lists none
+    /// (`?allocations=false`).
     pub allocations_ok: bool,
+    /// The documents given recompute to the same manifest; none when none were given.
+    pub recompute_ok: Option<bool>,
     /// The manifest of the body.
     pub manifest: Manifest,
     /// The digest recomputed from the manifest (not the body's claim).
     pub manifest_digest: String,
+    /// The whole report as JSON (FFI.md): each check, its status and what it found.
+    pub report_json: String,
+}
+
+impl Verification {
+    /// The record of a report; `None` when the bytes were not a result (no manifest).
+    pub(crate) fn from_report(report: &verify::Report) -> Option<Verification> {
+        let recompute = report.check("recompute").filter(|c| c.status != verify::Status::Skipped);
+        Some(Verification {
+            ok: report.ok,
+            digest_ok: report.passed("digest"),
+            signatures_ok: report.none_failed("signature."),
+            keys_trusted: report.none_failed("key."),
+            untrusted_key_ids: report.untrusted_key_ids(),
+            pq_signed: report.check("signature.ml_dsa_65").is_some(),
+            allocations_ok: report.none_failed("allocations"),
+            recompute_ok: recompute.map(|c| c.status == verify::Status::Pass),
+            manifest: Manifest::from(report.manifest.as_ref()?),
+            manifest_digest: report.manifest_digest.clone()?,
+            report_json: report.to_json(),
+        })
+    }
 }
 
 /// How to start an [`EmbeddedNode`](crate::EmbeddedNode); everything else takes the

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use rewarder_ffi::{
-    Allocation, EmbeddedConfig, EmbeddedNode, Manifest, ProofStep, RewarderError, compare, compute,
+    Allocation, EmbeddedConfig, EmbeddedNode, Manifest, ProofStep, RewarderError, Trust, compare, compute,
     content_id, manifest_digest, verify_allocation, verify_result, verify_signature,
 };
 use rewarder_testkit::golden::{cases, vectors};
@@ -129,8 +129,9 @@ fn compute_over_http(node: &EmbeddedNode, query: &str) -> String {
     send("POST", &path, request.to_string().as_bytes()).to_string()
 }
 
+/// The integrity flags of a body, trusting the keys it carries.
 fn flags(body: &str) -> [bool; 4] {
-    let v = verify_result(body.to_owned()).unwrap();
+    let v = verify_result(body.to_owned(), Trust::EmbeddedKeys, None, None).unwrap();
     [v.digest_ok, v.signatures_ok, v.allocations_ok, v.pq_signed]
 }
 
@@ -145,8 +146,19 @@ fn verify_result_on_real_answers_and_tampered_ones() {
     let body = compute_over_http(&node, "");
     assert_eq!(flags(&body), [true, true, true, true]);
     let mut v: Value = serde_json::from_str(&body).unwrap();
-    let verification = verify_result(body.clone()).unwrap();
+    let keys: Vec<String> = ["ed25519", "ml_dsa_65"]
+        .iter()
+        .map(|a| v["signatures"][a]["public_key"].as_str().unwrap().to_owned())
+        .collect();
+    let verification =
+        verify_result(body.clone(), Trust::Keys { public_keys: keys.clone() }, None, None).unwrap();
+    assert!(verification.ok && verification.keys_trusted, "{}", verification.report_json);
     assert_eq!(verification.manifest_digest, v["manifest_digest"].as_str().unwrap());
+    // Only the Ed25519 key trusted: the ML-DSA-65 signature's key is named as untrusted.
+    let half =
+        verify_result(body.clone(), Trust::Keys { public_keys: keys[..1].to_vec() }, None, None).unwrap();
+    assert!(!half.ok && !half.keys_trusted && half.signatures_ok);
+    assert_eq!(half.untrusted_key_ids, [v["signatures"]["ml_dsa_65"]["key_id"].as_str().unwrap()]);
     let digest = verification.manifest_digest.clone();
     for algorithm in ["ed25519", "ml_dsa_65"] {
         let sig = &v["signatures"][algorithm];
@@ -179,15 +191,18 @@ fn verify_result_on_real_answers_and_tampered_ones() {
     assert_eq!(flags(&v.to_string()), [true, true, false, true]);
     let mut v = original.clone();
     v["signatures"]["ed25519"]["signature"] = "zz".into();
-    assert_eq!(code_of(verify_result(v.to_string()).unwrap_err()), "bad_request");
+    assert_eq!(flags(&v.to_string()), [true, false, true, true]);
     let mut v = original;
     v["allocations"][0]["amount_minor"] = "01".into();
-    assert_eq!(code_of(verify_result(v.to_string()).unwrap_err()), "invalid_amount");
+    assert_eq!(flags(&v.to_string()), [true, true, false, true]);
 
     let without = compute_over_http(&node, "?allocations=false");
     assert_eq!(flags(&without), [true, true, true, true]);
-    assert_eq!(code_of(verify_result("{".into()).unwrap_err()), "malformed_json");
-    assert_eq!(code_of(verify_result("{}".into()).unwrap_err()), "schema");
+    assert_eq!(
+        code_of(verify_result("{".into(), Trust::EmbeddedKeys, None, None).unwrap_err()),
+        "malformed_json"
+    );
+    assert_eq!(code_of(verify_result("{}".into(), Trust::EmbeddedKeys, None, None).unwrap_err()), "schema");
     node.stop();
     node.stop();
 }

@@ -116,6 +116,9 @@ pub struct NodeConfig {
     pub require_pq_on: bool,
     /// `SIGNING_KEY_FILE`; `None` = fresh keys per process.
     pub signing_key_file: Option<PathBuf>,
+    /// `SIGNING_KEYS_RETIRED`: public keys the node no longer signs with but still lists
+    /// (`GET /rewarder/keys`, status `retired`).
+    pub signing_keys_retired: Vec<rewarder_core::PublicKey>,
     /// `AUTH_KEYS` as `(kid, key)`; `None` = authentication off.
     pub auth_keys: Option<Vec<(String, Vec<u8>)>>,
     /// `TLS_CERT_FILE` + `TLS_KEY_FILE`.
@@ -261,6 +264,14 @@ impl NodeConfig {
             decomp_ratio_max: env.number("DECOMP_RATIO_MAX", 10, 1, 1_000_000)?,
             require_pq_on: env.bool("REQUIRE_PQ_ON", false)?,
             signing_key_file: env.get("SIGNING_KEY_FILE").map(PathBuf::from),
+            signing_keys_retired: env
+                .get("SIGNING_KEYS_RETIRED")
+                .map(|v| {
+                    crate::keys::parse_public_keys(&v)
+                        .map_err(|e| ConfigError::new("SIGNING_KEYS_RETIRED", e))
+                })
+                .transpose()?
+                .unwrap_or_default(),
             auth_keys,
             tls,
             amnesia_dir: env.get("AMNESIA_DIR").map(PathBuf::from),

@@ -1,6 +1,8 @@
-//! Where a node's signing keys come from: fresh random seeds per process (the default).
+//! Where a node's signing keys come from: fresh random seeds per process (the default), or
+//! `SIGNING_KEY_FILE` (one identity across restarts and nodes); and the retired public keys a
+//! node still lists (`SIGNING_KEYS_RETIRED`).
 
-use rewarder_core::SigningKeys;
+use rewarder_core::{PublicKey, SigningKeys};
 
 /// Fresh signing keys from the operating system's randomness; ML-DSA-65 too when `pq`.
 pub fn fresh(pq: bool) -> std::io::Result<SigningKeys> {
@@ -41,6 +43,31 @@ pub fn parse_seeds(text: &str, pq: bool) -> Result<SigningKeys, String> {
     Ok(SigningKeys::from_seeds(&ed, if pq { ml.as_ref() } else { None }))
 }
 
+/// Parses `SIGNING_KEYS_RETIRED`: public keys in hex (64 digits for Ed25519, 3904 for
+/// ML-DSA-65), separated by commas or whitespace, each listed once.
+pub fn parse_public_keys(text: &str) -> Result<Vec<PublicKey>, String> {
+    let mut keys: Vec<PublicKey> = Vec::new();
+    for (i, word) in text.split(|c: char| c == ',' || c.is_whitespace()).filter(|w| !w.is_empty()).enumerate()
+    {
+        let key = PublicKey::from_hex(word).map_err(|e| format!("key {}: {}", i + 1, e.message()))?;
+        if keys.contains(&key) {
+            return Err(format!("key {} ({}) is listed twice", i + 1, key.key_id()));
+        }
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// The node's keys with the retired ones listed beside them; refused when a retired key is
+/// one the node signs with (the same key cannot be both).
+pub fn with_retired(keys: SigningKeys, retired: &[PublicKey]) -> Result<SigningKeys, String> {
+    let active = keys.published();
+    if let Some(both) = retired.iter().find(|r| active.iter().any(|a| a.key == **r)) {
+        return Err(format!("{} is the key this node signs with, not a retired one", both.key_id()));
+    }
+    Ok(keys.with_retired(retired.to_vec()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,6 +86,21 @@ mod tests {
         assert!(keys.ml_dsa_65_public_hex().is_some());
         let classic = parse_seeds(&format!("{ED} {ML}"), false).unwrap();
         assert!(classic.ml_dsa_65_public_hex().is_none());
+    }
+
+    #[test]
+    fn retired_keys_parse_once_each_and_never_name_the_active_key() {
+        let old = parse_seeds(ED, false).unwrap();
+        let old_hex = old.ed25519_public_hex().to_owned();
+        let new = parse_seeds(ML, false).unwrap();
+        let keys = parse_public_keys(&format!(" {old_hex},\n")).unwrap();
+        assert_eq!(keys.len(), 1);
+        let listed = with_retired(new, &keys).unwrap().published();
+        assert_eq!(listed[1].key.hex(), old_hex);
+        assert!(with_retired(parse_seeds(ED, false).unwrap(), &keys).is_err(), "the active key as retired");
+        assert!(parse_public_keys(&format!("{old_hex} {old_hex}")).is_err());
+        assert!(parse_public_keys("abcd").is_err());
+        assert_eq!(parse_public_keys("").unwrap(), []);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! thread over every connection, compute threads behind a bounded work queue, [`http`]), the one ledger
 //! client and its drain thread ([`ledger`]), the node process around them (environment
 //! configuration, amnesia directory, signals, [`node`] — the macronode runs the same process
-//! with another [`node::Flavor`]), the offline `compute` and `compare` commands and the `demo`.
+//! with another [`node::Flavor`]), the offline `compute`, `compare` and `verify` commands and the `demo`.
 //!
 //! It holds no domain logic: routing, authentication, parsing, the calculus and the
 //! commitments are `rewarder-core`'s. The macronode and the embedded node reuse [`http`]
@@ -26,6 +26,7 @@ pub mod process;
 pub mod tls;
 pub mod token;
 pub mod trace;
+pub mod verify_cmd;
 pub mod whatif;
 pub mod wire;
 

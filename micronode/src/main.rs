@@ -1,9 +1,10 @@
 //! `rewarder-micronode`: the micronode binary.
 //!
-//! Subcommands: `serve` (the default), `compute`, `compare`, `mint-token`, `demo`.
+//! Subcommands: `serve` (the default), `compute`, `compare`, `verify`, `mint-token`, `demo`.
 //!
 //! Exit codes: 0 success (for `serve` and `demo`: stopped by SIGTERM/SIGINT); 1 the documents
-//! were refused by `compute` or `compare` (the API error envelope is printed on stdout) or the node failed
+//! were refused by `compute` or `compare` (the API error envelope is printed on stdout), a check
+//! of `verify` failed (its report is printed on stdout) or the node failed
 //! at run time (e.g. its address is taken); 2 usage or configuration error (bad flags, a bad
 //! environment knob — the message names the variable — an unreadable file, a bad tenant).
 
@@ -14,7 +15,7 @@ use clap::{Parser, Subcommand};
 use rewarder_core::compare;
 use rewarder_micronode::cli::{self, Failure, MintToken};
 use rewarder_micronode::whatif::{self, Sweep};
-use rewarder_micronode::{demo, keys, node, offline};
+use rewarder_micronode::{demo, keys, node, offline, verify_cmd};
 
 #[derive(Parser)]
 #[command(name = "rewarder-micronode", version, about = "Deterministic reward computation for small devices")]
@@ -66,6 +67,9 @@ enum Command {
         #[arg(long)]
         sweep: Option<Sweep>,
     },
+    /// Check a signed result against the public keys you trust (and a recompute): print the
+    /// report on stdout; exit 0 when every check holds, 1 when one fails.
+    Verify(verify_cmd::Verify),
     /// Issue a capability token (HS256 JWT) with a key of AUTH_KEYS; print it on stdout.
     MintToken(MintToken),
     /// Start a node on loopback, compute a generated epoch through HTTP, print a summary, keep
@@ -143,6 +147,7 @@ fn run(cli: Cli) -> Result<Option<Vec<u8>>, Failure> {
             // `top` is at most TOP_MAX (clap checked it).
             compare(&inputs, &policy, &tenant, html.as_ref(), top as usize, sweep.as_ref()).map(Some)
         }
+        Command::Verify(args) => args.run().map(Some),
         Command::MintToken(args) => args.run().map(Some),
     }
 }

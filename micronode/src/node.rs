@@ -99,14 +99,17 @@ pub fn init_logging(config: &NodeConfig) {
     };
 }
 
-/// The signing keys: `SIGNING_KEY_FILE`, or fresh ones for this process.
+/// The signing keys: `SIGNING_KEY_FILE`, or fresh ones for this process; with the retired
+/// keys of `SIGNING_KEYS_RETIRED` listed beside them.
 pub fn signing_keys(config: &NodeConfig) -> Result<SigningKeys, NodeError> {
-    match &config.signing_key_file {
+    let keys = match &config.signing_key_file {
         Some(path) => keys::from_file(path, config.require_pq_on)
-            .map_err(|e| NodeError::Config(format!("SIGNING_KEY_FILE: {e}"))),
+            .map_err(|e| NodeError::Config(format!("SIGNING_KEY_FILE: {e}")))?,
         None => keys::fresh(config.require_pq_on)
-            .map_err(|e| NodeError::Runtime(format!("no randomness for signing keys: {e}"))),
-    }
+            .map_err(|e| NodeError::Runtime(format!("no randomness for signing keys: {e}")))?,
+    };
+    keys::with_retired(keys, &config.signing_keys_retired)
+        .map_err(|e| NodeError::Config(format!("SIGNING_KEYS_RETIRED: {e}")))
 }
 
 /// The core's egress knobs from `LEDGER_*`.
@@ -232,7 +235,8 @@ impl Node {
             ed25519 = keys.ed25519_public_hex(),
             ml_dsa_65 = keys.ml_dsa_65_public_hex().unwrap_or("-"),
             source = if config.signing_key_file.is_some() { "SIGNING_KEY_FILE" } else { "fresh" },
-            "signing keys"
+            retired = config.signing_keys_retired.len(),
+            "signing keys (GET /rewarder/keys lists them)"
         );
         crate::trace::set_sample_ppm(config.trace_sample_ppm);
         let reload = reload_source(config);

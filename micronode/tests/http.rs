@@ -12,13 +12,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Node, Reply, Scratch, gzip, mint_token, read_reply, run_cli, vectors};
-
-const JSON: (&str, &str) = ("Content-Type", "application/json");
-
-fn read_vector(dir: &str, file: &str) -> Vec<u8> {
-    std::fs::read(vectors().join(dir).join(file)).unwrap()
-}
+use support::{
+    JSON, Node, Reply, Scratch, compute_over_http, gzip, mint_token, read_reply, read_vector, run_cli,
+    vectors,
+};
 
 // ---- errors and limits of the transport -------------------------------------------------
 
@@ -862,30 +859,6 @@ fn compute_cli_bad_flags_exit_2() {
         let out = run_cli(&args, &[]);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
-}
-
-/// PUT inputs, PUT policy, POST compute; the compute reply.
-fn compute_over_http(node: &Node, dir: &str, auth: Option<&str>) -> Reply {
-    let bearer = auth.map(|t| format!("Bearer {t}"));
-    let mut headers = vec![JSON];
-    if let Some(b) = &bearer {
-        headers.push(("Authorization", b.as_str()));
-    }
-    let inputs = node.call("PUT", "/rewarder/inputs", &headers, Some(&read_vector(dir, "inputs.json")));
-    assert!(matches!(inputs.status, 200 | 201), "{dir}: {}", String::from_utf8_lossy(&inputs.body));
-    let policy = node.call("PUT", "/rewarder/policies", &headers, Some(&read_vector(dir, "policy.json")));
-    assert!(matches!(policy.status, 200 | 201), "{dir}: {}", String::from_utf8_lossy(&policy.body));
-    let (inputs, policy) = (inputs.json(), policy.json());
-    let request = serde_json::json!({
-        "inputs_cid": inputs["inputs_cid"], "policy_id": policy["policy_id"], "policy_hash": policy["policy_hash"],
-    });
-    let epoch = inputs["epoch"].as_str().unwrap();
-    node.call(
-        "POST",
-        &format!("/rewarder/epochs/{epoch}/compute"),
-        &headers,
-        Some(request.to_string().as_bytes()),
-    )
 }
 
 #[test]

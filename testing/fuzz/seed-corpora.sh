@@ -209,6 +209,8 @@ try:
     variant("actor-empty", lambda v: v["allocations"][0].update(actor=""))
     variant("unknown-manifest-field", lambda v: v["manifest"].update(extra=1))
     variant("payees-negative", lambda v: v["manifest"].update(payees=-1))
+    variant("key-id-wrong", lambda v: v["signatures"]["ed25519"].update(key_id="0" * 16))
+    variant("key-foreign", lambda v: v["signatures"]["ed25519"].update(public_key="d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"))
     proof_files = sorted(f for f in os.listdir(os.path.join(out_dir, "verify")) if f.startswith("proof-basic"))
     proof = json.loads(open(os.path.join(out_dir, "verify", proof_files[0]), "rb").read())
     for name, mutate in {
@@ -300,7 +302,7 @@ def seq(*requests):
 def req(method, url, body=b""):
     return f"{method} {url}".encode() + b"\n" + body
 handler_cases = {
-    "probes": seq(req("GET", "/healthz"), req("GET", "/readyz"), req("GET", "/version"), req("GET", "/metrics"),
+    "probes": seq(req("GET", "/healthz"), req("GET", "/readyz"), req("GET", "/version"), req("GET", "/rewarder/keys"), req("GET", "/metrics"),
                   req("HEAD", "/healthz"), req("POST", "/healthz"), req("GET", "/healthz?x=1")),
     "routing": seq(req("GET", "/"), req("GET", "*"), req("GET", "/rewarder"), req("DELETE", "/rewarder/inputs"),
                    req("GET", "/rewarder/epochs/"), req("GET", "/rewarder/epochs//proof/"),

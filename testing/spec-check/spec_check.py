@@ -992,7 +992,14 @@ def spec_examples() -> list[tuple[str, bool]]:
     out.append(("§4.3 leaf input example",
                 b3_keyed(K_LEAF, bytes.fromhex("0008616363743a626f62000000000000024b")) ==
                 merkle_leaf("acct:bob", 587)))
+    out.append(("§4.6 key id example", key_id(bytes.fromhex(
+        "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")) == "6c31041268f47160"))
     return out
+
+
+def key_id(public_key: bytes) -> str:
+    """§4.6: the first 16 hex digits of BLAKE3 of the public key's bytes."""
+    return b3(public_key).hex()[:16]
 
 
 def check_basic_text(vec_dir: str) -> list[tuple[str, bool]]:

@@ -1,5 +1,5 @@
 //! The endpoints that do not compute: the open probes (`/healthz`, `/readyz`, `/version`,
-//! `/metrics`), the sealed-document uploads and the knob reload — plus the dispatch of a
+//! `/metrics`), the published signing keys (`/rewarder/keys`), the sealed-document uploads and the knob reload — plus the dispatch of a
 //! routed, admitted request to its handler. Computes, comparisons, results and proofs are in
 //! `compute`.
 
@@ -53,6 +53,25 @@ pub(crate) fn version_body(config: &Config, auth_on: bool) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The `/rewarder/keys` body: `{"keys":[{"key_id","algorithm","public_key","status"}…]}`, the
+/// active keys first (Ed25519, then ML-DSA-65 when PQ is on), then the retired ones.
+pub(crate) fn keys_body(config: &Config) -> Vec<u8> {
+    let keys: Vec<Value> = config
+        .keys
+        .published()
+        .iter()
+        .map(|p| {
+            json!({
+                "key_id": p.key.key_id(),
+                "algorithm": p.key.algorithm(),
+                "public_key": p.key.hex(),
+                "status": p.status.as_str(),
+            })
+        })
+        .collect();
+    json!({ "keys": keys }).to_string().into_bytes()
+}
+
 /// The knobs as JSON.
 pub(crate) fn knobs_json(k: HotKnobs) -> Value {
     json!({
@@ -86,6 +105,12 @@ impl Service {
                 content_type: JSON,
                 retry_after_s: None,
                 body: self.version_body.clone(),
+            }),
+            Endpoint::Keys => Ok(Response {
+                status: 200,
+                content_type: JSON,
+                retry_after_s: None,
+                body: self.keys_body.clone(),
             }),
             Endpoint::Metrics => Ok(Response {
                 status: 200,

@@ -107,8 +107,8 @@ impl Admitted {
         self.route
     }
 
-    /// Whether this is an open probe (`/healthz`, `/readyz`, `/metrics`, `/version`): no
-    /// scope, microseconds to answer, so a host answers it without queueing it behind
+    /// Whether this is an open probe (`/healthz`, `/readyz`, `/metrics`, `/version`,
+    /// `/rewarder/keys`): no scope, microseconds to answer, so a host answers it without queueing it behind
     /// computes.
     pub fn is_probe(&self) -> bool {
         self.routed.endpoint.scope().is_none()
@@ -298,6 +298,8 @@ pub struct Service {
     missing: Mutex<Vec<&'static str>>,
     /// The `/version` body, fixed at start.
     version_body: Vec<u8>,
+    /// The `/rewarder/keys` body, fixed at start.
+    keys_body: Vec<u8>,
     /// The ledger side ([`Service::with_ledger`]); `None` = compute-only, every run dry.
     egress: Option<egress::Egress>,
     /// The host's measure of its process ([`Service::with_process_probe`]).
@@ -317,6 +319,7 @@ impl Service {
         let mut config = config;
         let keyring = config.auth_keys.take().map(auth::Keyring::new);
         let version_body = handlers::version_body(&config, keyring.is_some());
+        let keys_body = handlers::keys_body(&config);
         let metrics = Metrics::new(config.profile);
         metrics.set_hot(&config.hot);
         Service {
@@ -336,6 +339,7 @@ impl Service {
             metrics,
             missing: Mutex::new(Vec::new()),
             version_body,
+            keys_body,
             egress: None,
             process: None,
             config,

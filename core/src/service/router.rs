@@ -17,11 +17,12 @@ use crate::error::{Code, Error};
 pub const UNMATCHED: &str = "unmatched";
 
 /// Every route label, in the order of API.md §1 (the bounded `route` label set).
-pub const ROUTE_LABELS: [&str; 12] = [
+pub const ROUTE_LABELS: [&str; 13] = [
     "/healthz",
     "/readyz",
     "/metrics",
     "/version",
+    "/rewarder/keys",
     "/rewarder/inputs",
     "/rewarder/policies",
     "/rewarder/epochs/{epoch}/compute",
@@ -43,6 +44,8 @@ pub(crate) enum Endpoint<'a> {
     Metrics,
     /// `GET /version`.
     Version,
+    /// `GET /rewarder/keys`.
+    Keys,
     /// `PUT /rewarder/inputs`.
     PutInputs,
     /// `PUT /rewarder/policies`.
@@ -77,6 +80,7 @@ impl Routed<'_> {
             Endpoint::Readyz => Endpoint::Readyz,
             Endpoint::Metrics => Endpoint::Metrics,
             Endpoint::Version => Endpoint::Version,
+            Endpoint::Keys => Endpoint::Keys,
             Endpoint::PutInputs => Endpoint::PutInputs,
             Endpoint::PutPolicy => Endpoint::PutPolicy,
             Endpoint::Reload => Endpoint::Reload,
@@ -93,7 +97,9 @@ impl Endpoint<'_> {
     /// The scope the endpoint needs; `None` for the open probes.
     pub(crate) fn scope(&self) -> Option<Scopes> {
         match self {
-            Endpoint::Healthz | Endpoint::Readyz | Endpoint::Metrics | Endpoint::Version => None,
+            Endpoint::Healthz | Endpoint::Readyz | Endpoint::Metrics | Endpoint::Version | Endpoint::Keys => {
+                None
+            }
             Endpoint::PutInputs
             | Endpoint::PutPolicy
             | Endpoint::Compute { .. }
@@ -114,10 +120,10 @@ enum Shape<'a> {
     Proof(&'a str, &'a str),
 }
 
-/// Where the static paths sit in [`ROUTE_LABELS`]: the probes and uploads first, the reload
-/// after the epoch routes.
-const STATIC_HEAD: usize = 6;
-const RELOAD: usize = 10;
+/// Where the static paths sit in [`ROUTE_LABELS`]: the probes, the keys and the uploads first,
+/// the reload after the epoch routes.
+const STATIC_HEAD: usize = 7;
+const RELOAD: usize = 11;
 const _: () = assert!(RELOAD + 2 == ROUTE_LABELS.len(), "reload comes last before unmatched");
 
 impl Shape<'_> {
@@ -125,17 +131,17 @@ impl Shape<'_> {
     fn label_index(self) -> usize {
         match self {
             Shape::Static(i) => i,
-            Shape::Compute(_) => 6,
-            Shape::Compare(_) => 7,
-            Shape::Epoch(_) => 8,
-            Shape::Proof(..) => 9,
+            Shape::Compute(_) => 7,
+            Shape::Compare(_) => 8,
+            Shape::Epoch(_) => 9,
+            Shape::Proof(..) => 10,
         }
     }
 
     /// The one method the shape answers to.
     fn method(self) -> &'static str {
         match self {
-            Shape::Static(4 | 5) => "PUT",
+            Shape::Static(5 | 6) => "PUT",
             Shape::Static(RELOAD) | Shape::Compute(_) | Shape::Compare(_) => "POST",
             _ => "GET",
         }
@@ -234,8 +240,9 @@ pub(crate) fn route<'a>(method: &str, url: &'a str) -> Result<Routed<'a>, Error>
         Shape::Static(1) => Endpoint::Readyz,
         Shape::Static(2) => Endpoint::Metrics,
         Shape::Static(3) => Endpoint::Version,
-        Shape::Static(4) => Endpoint::PutInputs,
-        Shape::Static(5) => Endpoint::PutPolicy,
+        Shape::Static(4) => Endpoint::Keys,
+        Shape::Static(5) => Endpoint::PutInputs,
+        Shape::Static(6) => Endpoint::PutPolicy,
         Shape::Static(_) => Endpoint::Reload,
         Shape::Compute(epoch) => Endpoint::Compute { epoch: decode(epoch, "the epoch")? },
         Shape::Compare(epoch) => {
@@ -268,6 +275,7 @@ mod tests {
         assert_eq!(ok("GET", "/readyz"), Endpoint::Readyz);
         assert_eq!(ok("GET", "/metrics"), Endpoint::Metrics);
         assert_eq!(ok("GET", "/version"), Endpoint::Version);
+        assert_eq!(ok("GET", "/rewarder/keys"), Endpoint::Keys);
         assert_eq!(ok("PUT", "/rewarder/inputs"), Endpoint::PutInputs);
         assert_eq!(ok("PUT", "/rewarder/policies"), Endpoint::PutPolicy);
         assert_eq!(ok("POST", "/rewarder/epochs/e1/compute"), Endpoint::Compute { epoch: "e1".into() });
@@ -316,6 +324,7 @@ mod tests {
         assert_eq!(e.details()["allow"], "POST");
         assert_eq!(err("POST", "/healthz"), Code::MethodNotAllowed);
         assert_eq!(err("GET", "/rewarder/inputs"), Code::MethodNotAllowed);
+        assert_eq!(err("POST", "/rewarder/keys"), Code::MethodNotAllowed);
         assert_eq!(err("get", "/healthz"), Code::MethodNotAllowed);
     }
 

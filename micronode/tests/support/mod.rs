@@ -161,3 +161,35 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     e.write_all(data).unwrap();
     e.finish().unwrap()
 }
+
+/// The JSON content type header.
+pub const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+/// A file of the golden vector `dir`.
+pub fn read_vector(dir: &str, file: &str) -> Vec<u8> {
+    std::fs::read(vectors().join(dir).join(file)).unwrap()
+}
+
+/// PUT inputs, PUT policy, POST compute; the compute reply.
+pub fn compute_over_http(node: &Node, dir: &str, auth: Option<&str>) -> Reply {
+    let bearer = auth.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![JSON];
+    if let Some(b) = &bearer {
+        headers.push(("Authorization", b.as_str()));
+    }
+    let inputs = node.call("PUT", "/rewarder/inputs", &headers, Some(&read_vector(dir, "inputs.json")));
+    assert!(matches!(inputs.status, 200 | 201), "{dir}: {}", String::from_utf8_lossy(&inputs.body));
+    let policy = node.call("PUT", "/rewarder/policies", &headers, Some(&read_vector(dir, "policy.json")));
+    assert!(matches!(policy.status, 200 | 201), "{dir}: {}", String::from_utf8_lossy(&policy.body));
+    let (inputs, policy) = (inputs.json(), policy.json());
+    let request = serde_json::json!({
+        "inputs_cid": inputs["inputs_cid"], "policy_id": policy["policy_id"], "policy_hash": policy["policy_hash"],
+    });
+    let epoch = inputs["epoch"].as_str().unwrap();
+    node.call(
+        "POST",
+        &format!("/rewarder/epochs/{epoch}/compute"),
+        &headers,
+        Some(request.to_string().as_bytes()),
+    )
+}

@@ -4,8 +4,15 @@
 import Foundation
 
 extension Verification {
-    /// Whether every check passed: the digest, every signature and the allocations.
-    public var isValid: Bool { digestOk && signaturesOk && allocationsOk }
+    /// Whether every check passed: the digest, every signature and its trusted key, the
+    /// allocations and, when documents were given, the recompute.
+    public var isValid: Bool { ok }
+}
+
+/// Checks a compute result body against the public keys you trust (hex, as
+/// `GET /rewarder/keys` lists them), and with `inputs` and `policy` against a recompute.
+public func verifyResult(resultJson: String, trustedKeys: [String], inputs: Data? = nil, policy: Data? = nil) throws -> Verification {
+    try verifyResult(resultJson: resultJson, trust: .keys(publicKeys: trustedKeys), inputs: inputs, policy: policy)
 }
 
 extension RewarderError {

@@ -15,8 +15,11 @@ final class RewarderTests: XCTestCase {
     }
 
     func testMalformedResultsAreInvalidWithTheirCode() {
-        XCTAssertThrowsError(try verifyResult(resultJson: "not json")) { error in
+        XCTAssertThrowsError(try verifyResult(resultJson: "not json", trustedKeys: [])) { error in
             XCTAssertEqual((error as? RewarderError)?.apiCode, "malformed_json")
+        }
+        XCTAssertThrowsError(try verifyResult(resultJson: "{}", trust: .embeddedKeys, inputs: nil, policy: nil)) { error in
+            XCTAssertEqual((error as? RewarderError)?.apiCode, "schema")
         }
     }
 

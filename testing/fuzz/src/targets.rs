@@ -19,7 +19,8 @@ use rewarder_core::result::ResultJson;
 use rewarder_core::service::{
     Artifacts, Clock, Config, HotKnobs, JSON, PROMETHEUS_TEXT, Profile, Reload, Request, Service, auth,
 };
-use rewarder_core::{Code, Error, Inputs, Limits, Policy, Run, SigningKeys, commit, merkle, sign};
+use rewarder_core::verify::{self, Trust};
+use rewarder_core::{Code, Error, Inputs, Limits, Policy, PublicKey, Run, SigningKeys, commit, merkle};
 use serde_json::{Value, json};
 
 /// A fuzz target: panics when a property fails.
@@ -265,6 +266,12 @@ impl Reload for FakeReload {
     }
 }
 
+/// The Ed25519 public key of the handler target's service (seed 7), hex: the key its results
+/// are verified against, and the verify target's trusted key.
+fn trusted_key_hex() -> String {
+    SigningKeys::from_seeds(&[7; 32], None).ed25519_public_hex().to_owned()
+}
+
 /// The key id and key of the handler target when authentication is on.
 const KID: &str = "k1";
 const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -311,8 +318,8 @@ fn service(auth_on: bool) -> Service {
 /// `METHOD SP URL [SP AUTHORIZATION] LF BODY`; an input starting `AUTH\n` turns tokens on.
 ///
 /// Every answer is well-formed (a JSON envelope with our correlation id for errors, `Retry-After`
-/// on 429/503); no request is ever a 500; a compute or epoch answer verifies (digest, signature,
-/// allocations root) and belongs to the caller's tenant; a proof answer verifies; with tokens
+/// on 429/503); no request is ever a 500; a compute or epoch answer verifies against the
+/// service's published key (`rewarder_core::verify`) and belongs to the caller's tenant; a proof answer verifies; with tokens
 /// on, only a known token gets a 2xx from a scoped route.
 pub fn handler(data: &[u8]) {
     let (auth_on, rest) = match data.strip_prefix(b"AUTH\n") {
@@ -321,7 +328,7 @@ pub fn handler(data: &[u8]) {
     };
     let service = service(auth_on);
     let known = tokens();
-    let public_key = SigningKeys::from_seeds(&[7; 32], None).ed25519_public_hex().to_owned();
+    let trusted = [PublicKey::from_hex(&trusted_key_hex()).expect("the service's key parses")];
     for raw in rest.split(|&b| b == 0).take(REQUESTS_MAX) {
         let (line, body) = match raw.iter().position(|&b| b == b'\n') {
             Some(i) => (&raw[..i], &raw[i + 1..]),
@@ -357,7 +364,7 @@ pub fn handler(data: &[u8]) {
         }
         let tenant = if !auth_on {
             "default"
-        } else if matches!(route, "/healthz" | "/readyz" | "/metrics" | "/version") {
+        } else if matches!(route, "/healthz" | "/readyz" | "/metrics" | "/version" | "/rewarder/keys") {
             continue;
         } else {
             // Only a token the target minted opens a scoped route.
@@ -374,9 +381,12 @@ pub fn handler(data: &[u8]) {
             assert_eq!(manifest["tenant"], tenant, "{what}: another tenant's run");
         }
         if status == 200 && body.get("signatures").is_some() {
-            let v = verification(&response.body).unwrap_or_else(|e| panic!("{what}: {e}"));
-            assert!(v.digest_ok && v.signatures_ok && v.allocations_ok, "{what}: {v:?}");
-            assert_eq!(body["signatures"]["ed25519"]["public_key"], public_key.as_str());
+            let report = verify::verify(&response.body, Trust::Keys(&trusted), None);
+            assert!(report.ok, "{what}: {}", report.to_json());
+        }
+        if route == "/rewarder/keys" {
+            assert_eq!(body["keys"][0]["public_key"], trusted[0].hex().as_str(), "{what}");
+            assert_eq!(body["keys"][0]["key_id"], trusted[0].key_id().as_str(), "{what}");
         }
         if status == 200 && body.get("proof").is_some() {
             assert_eq!(proof_verifies(&response.body), Ok(true), "{what}: the proof does not verify");
@@ -518,61 +528,26 @@ pub fn gzip(data: &[u8]) {
 
 // ---- results and proofs ---------------------------------------------------------------------
 
-/// What a verifier finds in a compute result body (the checks of the FFI's `verify_result`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Verification {
-    /// The digest recomputed from the manifest equals `manifest_digest`.
-    pub digest_ok: bool,
-    /// Every signature present verifies over the recomputed digest.
-    pub signatures_ok: bool,
-    /// The allocations (when listed) sum to the payout total and hash to the root.
-    pub allocations_ok: bool,
-}
-
-/// Verifies a compute result body: `Err` for a body that is not one (or names keys that are
-/// not hex), flags otherwise.
-pub fn verification(body: &[u8]) -> Result<Verification, String> {
-    let result: ResultJson = serde_json::from_slice(body).map_err(|e| format!("not a result: {e}"))?;
-    let digest = result.manifest.digest_bytes();
-    let sig = &result.signatures.ed25519;
-    let mut signatures_ok =
-        sign::verify(sign::ED25519, &sig.public_key, &digest, &sig.signature).map_err(|e| e.to_string())?;
-    if let Some(pq) = &result.signatures.ml_dsa_65 {
-        signatures_ok &= sign::verify(sign::ML_DSA_65, &pq.public_key, &digest, &pq.signature)
-            .map_err(|e| e.to_string())?;
-    }
-    let allocations_ok = match &result.allocations {
-        None => true,
-        Some(list) => {
-            let mut pairs = Vec::with_capacity(list.len());
-            let mut total: u128 = 0;
-            for a in list {
-                let amount = decimal(&a.amount_minor).ok_or("an amount is not a decimal")?;
-                total += u128::from(amount);
-                pairs.push((a.actor.as_str(), amount));
-            }
-            let leaves = merkle::leaves(pairs.iter().copied());
-            let root = merkle::root(&leaves);
-            // Every listed payee's proof, rebuilt, folds back to the root.
-            for (i, (actor, amount)) in pairs.iter().enumerate().take(PROOFS_CHECKED_MAX) {
-                let steps = merkle::proof(&leaves, i).expect("an index in range has a proof");
-                let folds = merkle::verify(&root, actor, *amount, &steps);
-                assert_eq!(
-                    folds,
-                    (1..=128).contains(&actor.len()),
-                    "the proof of leaf {i} of {}",
-                    pairs.len()
-                );
-            }
-            total.to_string() == result.manifest.payout_total_minor
-                && commit::b3_hex(&root) == result.manifest.allocations_root
-        }
+/// Every listed payee's Merkle proof, rebuilt from the allocations of a result body, folds
+/// back to their root exactly when the payee's id is 1–128 bytes. Bodies that are not results
+/// (or list amounts that are not decimals) have nothing to fold.
+fn listed_proofs_fold(body: &[u8]) {
+    let Ok(result) = serde_json::from_slice::<ResultJson>(body) else { return };
+    let Some(list) = result.allocations else { return };
+    let Some(pairs) = list
+        .iter()
+        .map(|a| verify::decimal(&a.amount_minor).map(|amount| (a.actor.as_str(), amount)))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return;
     };
-    Ok(Verification {
-        digest_ok: commit::b3_hex(&digest) == result.manifest_digest,
-        signatures_ok,
-        allocations_ok,
-    })
+    let leaves = merkle::leaves(pairs.iter().copied());
+    let root = merkle::root(&leaves);
+    for (i, (actor, amount)) in pairs.iter().enumerate().take(PROOFS_CHECKED_MAX) {
+        let steps = merkle::proof(&leaves, i).expect("an index in range has a proof");
+        let folds = merkle::verify(&root, actor, *amount, &steps);
+        assert_eq!(folds, (1..=128).contains(&actor.len()), "the proof of leaf {i} of {}", pairs.len());
+    }
 }
 
 /// Folds a proof body (`GET …/proof/{actor}`) against its manifest's root: `Err` for a body
@@ -585,7 +560,7 @@ pub fn proof_verifies(body: &[u8]) -> Result<bool, String> {
     let mut root_bytes = [0u8; 32];
     hex::decode_to_slice(root, &mut root_bytes).map_err(|_| "the root is not hex of 32 bytes")?;
     let actor = v["actor"].as_str().ok_or("no actor")?;
-    let amount = v["amount_minor"].as_str().and_then(decimal).ok_or("no amount")?;
+    let amount = v["amount_minor"].as_str().and_then(verify::decimal).ok_or("no amount")?;
     let steps = v["proof"].as_array().ok_or("no proof")?;
     let mut parsed = Vec::with_capacity(steps.len().min(64));
     for step in steps {
@@ -603,13 +578,28 @@ pub fn proof_verifies(body: &[u8]) -> Result<bool, String> {
     Ok(digest_ok && merkle::verify(&root_bytes, actor, amount, &parsed))
 }
 
-/// The verifier's side: a result body or a proof body (or anything else) never panics the
-/// parsing, digest recomputation or Merkle folding, and what verifies is self-consistent.
+/// The verifier's side (`rewarder_core::verify`, as the FFI and the CLI call it): a result body
+/// or a proof body (or anything else) never panics it, the parsing, digest recomputation or
+/// Merkle folding; its report is a pure function of the bytes and the trust, is JSON, and
+/// trust changes only the `key.*` checks; what verifies is self-consistent.
 pub fn verify(data: &[u8]) {
-    if let Ok(v) = verification(data) {
-        // Verification is a pure function of the bytes.
-        assert_eq!(Ok(v), verification(data));
+    let trusted = [PublicKey::from_hex(&trusted_key_hex()).expect("a generated key parses")];
+    let report = verify::verify(data, Trust::Keys(&trusted), None);
+    assert_eq!(report, verify::verify(data, Trust::Keys(&trusted), None), "verification is deterministic");
+    let embedded = verify::verify(data, Trust::Embedded, None);
+    let untrusted = verify::verify(data, Trust::Keys(&[]), None);
+    for other in [&embedded, &untrusted] {
+        assert_eq!(report.checks.len(), other.checks.len());
+        for (a, b) in report.checks.iter().zip(&other.checks) {
+            assert!(a == b || a.check.starts_with("key."), "trust changed {a:?} into {b:?}");
+        }
     }
+    assert!(!untrusted.ok, "a result verified trusting nobody");
+    if report.ok {
+        assert!(embedded.ok, "a result verified with a trusted key but not with its own");
+    }
+    assert!(serde_json::from_str::<Value>(&report.to_json()).is_ok(), "the report is not JSON");
+    listed_proofs_fold(data);
     let _ = proof_verifies(data);
     // Raw proof folding with any actor (empty, > 128 bytes, any bytes) and any steps.
     if data.len() >= 41 {
@@ -628,12 +618,4 @@ pub fn verify(data: &[u8]) {
             assert!(!ok, "an impossible actor id verified");
         }
     }
-}
-
-/// A canonical decimal of at most 2^64−1 (no sign, no leading zero).
-fn decimal(text: &str) -> Option<u64> {
-    let canonical = !text.is_empty()
-        && text.bytes().all(|b| b.is_ascii_digit())
-        && (text == "0" || !text.starts_with('0'));
-    if canonical { text.parse().ok() } else { None }
 }

@@ -10,6 +10,7 @@ import uniffi.rewarder.Manifest
 import uniffi.rewarder.PayoutChange
 import uniffi.rewarder.ProofStep
 import uniffi.rewarder.RewarderException
+import uniffi.rewarder.Trust
 import uniffi.rewarder.Verification
 
 /**
@@ -134,16 +135,39 @@ object Rewarder {
 
     /**
      * Checks a compute result body (what `POST …/compute` or `GET /rewarder/epochs/{epoch}`
-     * answer): the digest recomputed from the manifest, every signature over it, and the
-     * allocations' sum and Merkle root when the body lists them. Tampering shows as false
-     * flags ([Verification.isValid]); a valid signature only says the key holder signed, so
-     * compare the key with the one you trust.
+     * answer) against the public keys you trust: the digest recomputed from the manifest,
+     * every signature over it, that each signature's key is among [trustedKeys] (hex, as
+     * `GET /rewarder/keys` lists them; fetch them over a channel you trust), the allocations'
+     * count, sum and Merkle root when the body lists them, and — with [inputs] and [policy], the
+     * sealed documents of the run — that they recompute to the same manifest.
      *
-     * @throws RewarderException.Invalid `malformed_json`, `schema`, `bad_request` (bad hex)
-     *   or `invalid_amount` for a body that is not a compute result.
+     * Tampering, an untrusted key ([Verification.untrustedKeyIds]) and a recompute mismatch
+     * show as false flags ([Verification.isValid] is false) and in [Verification.reportJson];
+     * an empty [trustedKeys] trusts nobody. Blocks the calling thread (a recompute costs a
+     * compute).
+     *
+     * @throws RewarderException.Invalid `malformed_json` or `schema` for a body that is not a
+     *   compute result; `bad_request` for a trusted key that is not hex of an Ed25519 or
+     *   ML-DSA-65 public key, or for [inputs] without [policy] (or the reverse).
      */
     @Throws(RewarderException::class)
-    fun verifyResult(resultJson: String): Verification = uniffi.rewarder.verifyResult(resultJson)
+    fun verifyResult(
+        resultJson: String,
+        trustedKeys: List<String>,
+        inputs: ByteArray? = null,
+        policy: ByteArray? = null,
+    ): Verification = uniffi.rewarder.verifyResult(resultJson, Trust.Keys(trustedKeys), inputs, policy)
+
+    /**
+     * [verifyResult] trusting the keys the result carries: this proves only that the result is
+     * as the holder of its key signed it (integrity), not who that holder is.
+     */
+    @Throws(RewarderException::class)
+    fun verifyIntegrityOnly(
+        resultJson: String,
+        inputs: ByteArray? = null,
+        policy: ByteArray? = null,
+    ): Verification = uniffi.rewarder.verifyResult(resultJson, Trust.EmbeddedKeys, inputs, policy)
 
     /**
      * Starts a node inside the app on `http://127.0.0.1:`[port] (0 picks a free port; read it
@@ -189,9 +213,9 @@ enum class SignatureAlgorithm(
     ML_DSA_65("ml_dsa_65"),
 }
 
-/** Whether every check passed: digest, signatures and allocations. */
+/** Whether every check passed: digest, signatures, trusted keys, allocations and recompute. */
 val Verification.isValid: Boolean
-    get() = digestOk && signaturesOk && allocationsOk
+    get() = ok
 
 /** The payout in minor units. */
 val Allocation.amount: BigInteger

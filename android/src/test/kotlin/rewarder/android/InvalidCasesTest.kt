@@ -46,7 +46,7 @@ class InvalidCasesTest {
     fun malformedResultBodiesAreInvalidWithTheirCode() {
         for ((body, code) in listOf("not json" to "malformed_json", "{}" to "schema", "[1]" to "schema")) {
             try {
-                Rewarder.verifyResult(body)
+                Rewarder.verifyResult(body, emptyList())
                 fail("$body was accepted")
             } catch (e: RewarderException.Invalid) {
                 assertEquals(body, code, e.code)

@@ -14,7 +14,7 @@ class ProofsTest {
         // The golden case with the most payees gives the deepest proofs.
         val case = Vectors.cases.maxBy { Vectors.expected(it).list("allocations").size }
         Rewarder.startNode().use { node ->
-            val result = Rewarder.verifyResult(computeOverHttp(node, case))
+            val result = Rewarder.verifyResult(computeOverHttp(node, case), publishedKeys(node).map { it.str("public_key") })
             assertTrue(result.isValid)
             val root = result.manifest.allocationsRoot
             val epoch = result.manifest.epoch

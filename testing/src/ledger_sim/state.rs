@@ -25,27 +25,9 @@ pub enum Registration {
     Mismatch(RunRegistration),
 }
 
-/// The answer for one intent, as in `{"result": …}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// A new key: the intent is recorded.
-    Accepted,
-    /// The same key with the same payload was seen before (a retry).
-    Dup,
-    /// The same key with another payload: refused.
-    Conflict,
-}
-
-impl Verdict {
-    /// The wire word.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Accepted => "accepted",
-            Verdict::Dup => "dup",
-            Verdict::Conflict => "conflict",
-        }
-    }
-}
+/// The answer for one intent, as in `{"result": …}`: the node's own type, so the simulator and
+/// the node read the same three words.
+pub use rewarder_core::service::Verdict;
 
 /// Why a whole `POST /v1/intents` is refused (nothing applied, `409`).
 #[derive(Debug, Clone, PartialEq, Eq)]

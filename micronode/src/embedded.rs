@@ -2,27 +2,21 @@
 //! bound to loopback, started and stopped by a host program (the FFI library's
 //! `EmbeddedNode`, so an app can run a node in-process).
 //!
-//! It is built from the same pieces as [`crate::node`]: the knob defaults and the `AUTH_KEYS`
-//! parser of [`crate::config`], fresh signing keys, an amnesia directory, the system clock and
-//! [`Server::spawn`]. It differs only where an app is not a process of its own: it reads no
-//! environment, installs no signal handler or logger, prints nothing, has no ledger (every run
-//! is a dry run) and answers `/version` with the `embedded` profile. Where no amnesia directory
-//! can be created (an app sandbox without `/dev/shm` and an unwritable temporary directory),
-//! stored documents and runs stay in memory only, which is amnesia too: nothing is written.
+//! It is [`Node::start_flavor`] with [`Flavor::Embedded`], from the knob defaults and what the
+//! app chose: it reads no environment, installs no signal handler or logger, prints nothing,
+//! has no ledger (every run is a dry run) and answers `/version` with the `embedded` profile.
+//! Where no amnesia directory can be created (an app sandbox without `/dev/shm` and an
+//! unwritable temporary directory), stored documents and runs stay in memory only, which is
+//! amnesia too: nothing is written.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use rewarder_core::Limits;
-use rewarder_core::service::{Artifacts, Clock, Config, Profile, Service, auth};
+use rewarder_core::service::{Clock, Service, auth};
 
-use crate::amnesia::AmnesiaDir;
 use crate::clock::SystemClock;
-use crate::config::{EnvReload, NodeConfig};
-use crate::http::{RunningServer, Server, ServerOptions};
-use crate::node::{self, NodeError};
-use crate::overlap::ScopedThread;
-use crate::{config, keys};
+use crate::config::{self, NodeConfig};
+use crate::node::{Flavor, Node, NodeError};
 
 /// What an app chooses about its embedded node; everything else takes the micronode defaults
 /// of API.md §5.
@@ -47,21 +41,9 @@ const OWN_TOKEN_LIFETIME_S: u64 = 10 * 365 * 24 * 3600;
 
 /// A running embedded node. Dropping it stops it.
 pub struct EmbeddedNode {
-    server: RunningServer,
-    service: Arc<Service>,
-    amnesia: Option<Arc<AmnesiaDir>>,
-    url: String,
+    node: Node,
     /// The bearer token of the node's own key; `None` with the app's keys or when open.
     token: Option<String>,
-}
-
-/// Keeps nothing beside memory: the service holds every artifact itself.
-struct MemoryOnly;
-
-impl Artifacts for MemoryOnly {
-    fn keep(&self, _: &str, _: &[u8]) -> bool {
-        false
-    }
 }
 
 impl EmbeddedNode {
@@ -94,64 +76,20 @@ impl EmbeddedNode {
                 (Some(vec![(OWN_KID.to_owned(), key)]), Some(token))
             }
         };
-        let keys = keys::fresh(options.require_pq)
-            .map_err(|e| NodeError::Runtime(format!("no randomness for signing keys: {e}")))?;
-        // A refused root (no tmpfs in an app's sandbox) means memory only, never an error.
-        let amnesia = AmnesiaDir::create(None, false, defaults.documents_max_bytes as u64)
-            .ok()
-            .map(|(dir, _)| Arc::new(dir));
-        let artifacts: Arc<dyn Artifacts> = match &amnesia {
-            Some(dir) => Arc::clone(dir) as _,
-            None => Arc::new(MemoryOnly),
-        };
-        let service_config = Config {
-            profile: Profile::Embedded,
-            auth_keys,
-            limits: Limits::UNBOUNDED,
-            req_body_max_bytes: defaults.req_body_max_bytes,
-            inputs_max_bytes: defaults.inputs_max_bytes,
-            runs_max: defaults.runs_max,
-            runs_max_bytes: defaults.runs_max_bytes,
-            documents_max_bytes: defaults.documents_max_bytes,
-            tenant_store_max_bytes: defaults.tenant_store_max_bytes,
-            tenant_runs_max: defaults.tenant_runs_max,
-            keys,
-            hot: defaults.hot,
-            features: vec!["gzip"],
-        };
-        let service = Arc::new(
-            Service::new(service_config, Arc::new(SystemClock::new()), artifacts, Arc::new(EnvReload))
-                .with_overlap(Arc::new(ScopedThread)),
-        );
-        let options_server = ServerOptions {
-            workers: 1,
-            decomp_ratio_max: defaults.decomp_ratio_max,
-            limits: node::transport_limits(&defaults),
-            ..ServerOptions::default()
-        };
+        let config = NodeConfig { auth_keys, require_pq_on: options.require_pq, ..defaults };
         let bind = SocketAddr::from(([127, 0, 0, 1], options.port));
-        let server = Server::bind(bind, Arc::clone(&service), options_server).map_err(|e| {
-            let message = format!("cannot bind {bind}: {e}");
-            if e.kind() == std::io::ErrorKind::AddrInUse {
-                NodeError::AddrInUse(message)
-            } else {
-                NodeError::Runtime(message)
-            }
-        })?;
-        let url = format!("http://{}", server.local_addr());
-        let server =
-            server.spawn().map_err(|e| NodeError::Runtime(format!("cannot start the server thread: {e}")))?;
-        Ok(EmbeddedNode { server, service, amnesia, url, token })
+        let node = Node::start_flavor(&config, bind, Flavor::Embedded, None)?;
+        Ok(EmbeddedNode { node, token })
     }
 
     /// The port actually bound.
     pub fn port(&self) -> u16 {
-        self.server.port()
+        self.node.port()
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> &str {
-        &self.url
+        self.node.url()
     }
 
     /// The token the app sends as `Authorization: Bearer …` (tenant `default`, every scope),
@@ -162,17 +100,14 @@ impl EmbeddedNode {
 
     /// The service the node serves.
     pub fn service(&self) -> &Arc<Service> {
-        &self.service
+        self.node.service()
     }
 
     /// Stops accepting, answers the requests in flight, waits for the server thread and
     /// removes the amnesia directory. Idempotent; blocks until the server has drained.
     pub fn stop(&mut self) {
-        self.server.stop();
-        if let Some(dir) = &self.amnesia
-            && let Err(e) = dir.remove()
-        {
-            tracing::error!(dir = %dir.path().display(), error = %e, "cannot remove the amnesia directory");
+        if let Err(e) = self.node.stop() {
+            tracing::error!(error = %e, "cannot stop the embedded node cleanly");
         }
     }
 }

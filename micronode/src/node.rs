@@ -6,10 +6,12 @@
 //! quarantine queue for at most `LEDGER_STOP_DRAIN_S`, logs what is left, stops the drain
 //! thread, removes the amnesia directory, and returns (exit 0).
 //!
-//! The two profiles differ only by a [`Flavor`]: the profile `/version` reports, how many
-//! request threads serve (one, or the macronode's pool), and whether an amnesia directory is
-//! created. Everything else — configuration, keys, ledger, signals, the transport and its
-//! admission control — is the same code.
+//! The three profiles differ only by a [`Flavor`]: the profile `/version` reports, how many
+//! request threads serve (one, or the macronode's pool), where artifacts go (an amnesia
+//! directory, or memory only), and whether the node speaks to its process (the embedded node
+//! of an app prints nothing and reports no process metrics). Everything else — configuration,
+//! keys, ledger, the transport and its admission control — is this one assembly,
+//! [`Node::start_flavor`].
 //!
 //! Without a durable queue (the micronode always; the macronode without `STATE_PATH`),
 //! intents still queued at exit are dropped, and logged as such. That is safe by construction:
@@ -162,6 +164,9 @@ pub enum Flavor {
         /// Request threads (`CONCURRENCY_COMPUTE_WORKERS`, resolved by the macronode).
         workers: usize,
     },
+    /// An app's node ([`crate::embedded`]): one request thread; an amnesia directory where one
+    /// can be made, else memory only; silent (no line on stderr, no process metrics).
+    Embedded,
 }
 
 impl Flavor {
@@ -170,23 +175,26 @@ impl Flavor {
         match self {
             Flavor::Micronode => Profile::Micronode,
             Flavor::Macronode { .. } => Profile::Macronode,
+            Flavor::Embedded => Profile::Embedded,
         }
     }
 
     /// Request threads.
     pub fn workers(self) -> usize {
         match self {
-            Flavor::Micronode => 1,
+            Flavor::Micronode | Flavor::Embedded => 1,
             Flavor::Macronode { workers } => workers.max(1),
         }
     }
 }
 
-/// Keeps artifacts in memory only, by design (the macronode is not amnesic and writes no
-/// directory): every artifact counts as kept, so `amnesia_spill_total` stays 0.
-struct MemoryStore;
+/// Keeps artifacts in memory only, by design: the macronode writes no directory, and an
+/// embedded node without one (an app sandbox without tmpfs) writes nothing either, which is
+/// amnesia too. Nothing was meant to go elsewhere, so nothing spills: `amnesia_spill_total`
+/// stays 0.
+struct MemoryOnly;
 
-impl Artifacts for MemoryStore {
+impl Artifacts for MemoryOnly {
     fn keep(&self, _: &str, _: &[u8]) -> bool {
         true
     }
@@ -270,7 +278,17 @@ impl Node {
                 if config.amnesia_dir.is_some() {
                     tracing::warn!("AMNESIA_DIR is ignored: the macronode keeps documents in memory only");
                 }
-                (None, Arc::new(MemoryStore) as _)
+                (None, Arc::new(MemoryOnly) as _)
+            }
+            Flavor::Embedded => {
+                // A refused root (no tmpfs in an app's sandbox) means memory only, never an error.
+                match AmnesiaDir::create(None, false, config.documents_max_bytes as u64) {
+                    Ok((dir, _)) => {
+                        let dir = Arc::new(dir);
+                        (Some(Arc::clone(&dir)), dir as _)
+                    }
+                    Err(_) => (None, Arc::new(MemoryOnly) as _),
+                }
             }
         };
         let mut features = vec!["gzip"];
@@ -293,8 +311,10 @@ impl Node {
             features,
         };
         let mut service = Service::new(service_config, Arc::new(SystemClock::new()), artifacts, reload)
-            .with_overlap(Arc::new(ScopedThread))
-            .with_process_probe(Arc::new(ProcSelf));
+            .with_overlap(Arc::new(ScopedThread));
+        if flavor != Flavor::Embedded {
+            service = service.with_process_probe(Arc::new(ProcSelf));
+        }
         if let Some(ledger_url) = &config.ledger.url {
             let deadline = Duration::from_millis(config.ledger.deadline_ms);
             let client = HttpLedger::new(ledger_url, deadline, config.ledger.ca_file.as_deref())
@@ -348,8 +368,10 @@ impl Node {
         } else {
             None
         };
-        // A plain line, whatever LOG_FORMAT says: scripts and tests read the port from it.
-        eprintln!("listening on {url}");
+        if flavor != Flavor::Embedded {
+            // A plain line, whatever LOG_FORMAT says: scripts and tests read the port from it.
+            eprintln!("listening on {url}");
+        }
         tracing::info!(
             url,
             profile = flavor.profile().as_str(),
@@ -393,10 +415,21 @@ impl Node {
         self.shutdown()
     }
 
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.server.port()
+    }
+
+    /// [`Node::stop`], then the node is gone.
+    pub fn shutdown(mut self) -> Result<(), NodeError> {
+        self.stop()
+    }
+
     /// Stops serving, keeps draining the quarantine queue for at most `LEDGER_STOP_DRAIN_S`
     /// (what a `202` promised is best delivered before the process goes), stops the ledger
-    /// drain thread, says what is left, and removes the amnesia directory.
-    pub fn shutdown(mut self) -> Result<(), NodeError> {
+    /// drain thread, says what is left, and removes the amnesia directory. Idempotent: an
+    /// embedded node is stopped by its app and again when dropped.
+    pub fn stop(&mut self) -> Result<(), NodeError> {
         self.server.stop();
         if let Some(mut drain) = self.drain.take() {
             let until = Instant::now() + self.stop_drain;
@@ -433,8 +466,6 @@ impl Node {
             }
         }
         let removed = self.amnesia.as_ref().map(|dir| (dir.remove(), dir.path().to_path_buf()));
-        drop(self.server);
-        drop(self.service);
         match removed {
             None => {
                 tracing::info!("stopped");

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rewarder_micronode::embedded::{self, EmbeddedOptions};
+use rewarder_micronode::embedded::{self, AppNodeOptions};
 
 use crate::error::RewarderError;
 use crate::records::EmbeddedConfig;
@@ -17,7 +17,7 @@ use crate::records::EmbeddedConfig;
 #[derive(uniffi::Object)]
 pub struct EmbeddedNode {
     /// Held under a lock because `stop` changes state and may be called from any thread.
-    inner: Mutex<embedded::EmbeddedNode>,
+    inner: Mutex<embedded::AppNode>,
     port: u16,
     base_url: String,
     token: Option<String>,
@@ -31,7 +31,7 @@ impl EmbeddedNode {
     /// taken or the system refuses a socket, a thread or randomness.
     #[uniffi::constructor]
     pub fn new(config: EmbeddedConfig) -> Result<Arc<Self>, RewarderError> {
-        let node = embedded::EmbeddedNode::start(&EmbeddedOptions::from(config))?;
+        let node = embedded::AppNode::start(&AppNodeOptions::from(config))?;
         let (port, base_url, token) = (node.port(), node.url().to_owned(), node.token().map(str::to_owned));
         Ok(Arc::new(EmbeddedNode { inner: Mutex::new(node), port, base_url, token }))
     }

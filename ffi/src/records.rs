@@ -385,9 +385,9 @@ impl ProofStep {
 }
 
 #[cfg(feature = "embedded")]
-impl From<EmbeddedConfig> for rewarder_micronode::embedded::EmbeddedOptions {
+impl From<EmbeddedConfig> for rewarder_micronode::embedded::AppNodeOptions {
     fn from(c: EmbeddedConfig) -> Self {
-        rewarder_micronode::embedded::EmbeddedOptions {
+        rewarder_micronode::embedded::AppNodeOptions {
             port: c.port,
             require_pq: c.require_pq,
             auth_keys: c.auth_keys,

@@ -1,5 +1,5 @@
 //! svc-rewarder for the datacenter: the micronode's process — configuration, keys, ledger
-//! client and drain thread, signals, the gate, the bounded work queue and the dispatcher —
+//! client and drain thread, signals, the server and its bounded work queue —
 //! run with a pool of `CONCURRENCY_COMPUTE_WORKERS` request threads instead of one, answering
 //! `/version` with the `macronode` profile, keeping documents in memory, and keeping its
 //! quarantine queue durably in SQLite when `STATE_PATH` is set ([`state`]).
@@ -7,7 +7,7 @@
 //! This crate chooses the pool size and the queue's store and nothing else: every line that
 //! serves a request is `rewarder-micronode`'s (see [`rewarder_micronode::node::Flavor`]). The
 //! SQLite store lives here alone, so the amnesic micronode and the FFI library never link it. Admission control is
-//! the shared transport's and service's: `WORK_QUEUE_MAX` (the gate's bounded work queue),
+//! the shared transport's and service's: `WORK_QUEUE_MAX` (the server's bounded work queue),
 //! `MAX_INFLIGHT` and the per-tenant token buckets (`TENANT_RPS_MAX`) live in one
 //! [`Service`](rewarder_core::service::Service) shared by all workers; SIGHUP and
 //! `POST /rewarder/admin/reload` re-read them (from `HOT_KNOBS_FILE` when set).

@@ -21,13 +21,13 @@ use crate::node::{Flavor, Node, NodeError};
 /// What an app chooses about its embedded node; everything else takes the micronode defaults
 /// of API.md §5.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EmbeddedOptions {
+pub struct AppNodeOptions {
     /// The loopback port to bind; 0 picks a free one.
     pub port: u16,
     /// Sign with ML-DSA-65 too (`REQUIRE_PQ_ON`).
     pub require_pq: bool,
     /// `AUTH_KEYS` (`kid:hexkey,…`) when the app mints its own tokens; `None` = the node makes
-    /// a key and one token at each start ([`EmbeddedNode::token`]).
+    /// a key and one token at each start ([`AppNode::token`]).
     pub auth_keys: Option<String>,
     /// Serve without authentication, to any process of the device that can reach loopback:
     /// an explicit opt-out, never the default.
@@ -40,20 +40,20 @@ const OWN_KID: &str = "embedded";
 const OWN_TOKEN_LIFETIME_S: u64 = 10 * 365 * 24 * 3600;
 
 /// A running embedded node. Dropping it stops it.
-pub struct EmbeddedNode {
+pub struct AppNode {
     node: Node,
     /// The bearer token of the node's own key; `None` with the app's keys or when open.
     token: Option<String>,
 }
 
-impl EmbeddedNode {
+impl AppNode {
     /// Starts a node on `127.0.0.1:{options.port}` and returns once it accepts connections
     /// (the server thread runs in the background).
     ///
     /// Fails with [`NodeError::Config`] on unusable `auth_keys`, [`NodeError::AddrInUse`] when
     /// the port is taken, and [`NodeError::Runtime`] when the system refuses randomness for
     /// the keys, a socket or a thread.
-    pub fn start(options: &EmbeddedOptions) -> Result<EmbeddedNode, NodeError> {
+    pub fn start(options: &AppNodeOptions) -> Result<AppNode, NodeError> {
         let defaults = NodeConfig::from_lookup(|_| None).map_err(|e| NodeError::Config(e.to_string()))?;
         let given = options
             .auth_keys
@@ -79,7 +79,7 @@ impl EmbeddedNode {
         let config = NodeConfig { auth_keys, require_pq_on: options.require_pq, ..defaults };
         let bind = SocketAddr::from(([127, 0, 0, 1], options.port));
         let node = Node::start_flavor(&config, bind, Flavor::Embedded, None)?;
-        Ok(EmbeddedNode { node, token })
+        Ok(AppNode { node, token })
     }
 
     /// The port actually bound.
@@ -112,7 +112,7 @@ impl EmbeddedNode {
     }
 }
 
-impl Drop for EmbeddedNode {
+impl Drop for AppNode {
     fn drop(&mut self) {
         self.stop();
     }
@@ -135,7 +135,7 @@ mod tests {
 
     #[test]
     fn starts_on_a_free_port_answers_with_the_embedded_profile_and_stops_twice() {
-        let mut node = EmbeddedNode::start(&EmbeddedOptions::default()).unwrap();
+        let mut node = AppNode::start(&AppNodeOptions::default()).unwrap();
         assert_ne!(node.port(), 0);
         assert_eq!(node.url(), format!("http://127.0.0.1:{}", node.port()));
         assert!(get(node.port(), "/readyz").starts_with("HTTP/1.1 200"));
@@ -147,7 +147,7 @@ mod tests {
 
     #[test]
     fn bad_auth_keys_are_a_config_error() {
-        let options = EmbeddedOptions { auth_keys: Some("k1:00".into()), ..EmbeddedOptions::default() };
-        assert!(matches!(EmbeddedNode::start(&options), Err(NodeError::Config(_))));
+        let options = AppNodeOptions { auth_keys: Some("k1:00".into()), ..AppNodeOptions::default() };
+        assert!(matches!(AppNode::start(&options), Err(NodeError::Config(_))));
     }
 }

@@ -1,6 +1,7 @@
 //! TLS for the node's public socket: rustls with the `ring` provider (no aws-lc), from the PEM
-//! files named by `TLS_CERT_FILE` and `TLS_KEY_FILE`. The handshake runs on the gate's
-//! per-connection thread, within the head deadline (see [`crate::gate`]).
+//! files named by `TLS_CERT_FILE` and `TLS_KEY_FILE`. The server drives each connection's
+//! handshake through rustls' buffer API on its I/O thread, within the head deadline (see
+//! [`crate::http`]).
 
 use std::path::Path;
 use std::sync::Arc;

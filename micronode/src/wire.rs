@@ -1,5 +1,5 @@
-//! Small pieces of HTTP shared by the gate and the dispatcher: correlation ids, the error
-//! envelope as a [`Response`], raw response bytes, and the checks on a request's body headers
+//! Small pieces of HTTP the server and the node share: correlation ids, the error
+//! envelope as a [`Response`], and the checks on a request's body headers
 //! (content type, content encoding) with the bounded gzip inflater.
 
 use std::io::Read;
@@ -71,32 +71,6 @@ pub fn reason(status: u16) -> &'static str {
         503 => "Service Unavailable",
         _ => "Status",
     }
-}
-
-/// `response` as HTTP/1.1 bytes, for answers the gate writes itself; `close` adds
-/// `Connection: close`.
-pub fn raw_response(response: &Response, corr_id: &str, close: bool) -> Vec<u8> {
-    use std::fmt::Write as _;
-    let mut head = String::with_capacity(192);
-    // Writing to a String cannot fail.
-    let _ = write!(
-        head,
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{CORR_ID_HEADER}: {corr_id}\r\n",
-        response.status,
-        reason(response.status),
-        response.content_type,
-        response.body.len(),
-    );
-    if let Some(s) = response.retry_after_s {
-        let _ = write!(head, "Retry-After: {s}\r\n");
-    }
-    if close {
-        head.push_str("Connection: close\r\n");
-    }
-    head.push_str("\r\n");
-    let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(&response.body);
-    bytes
 }
 
 /// How a request body is encoded (`Content-Encoding`).
@@ -225,15 +199,5 @@ mod tests {
         let mut z = gzip(b"{}");
         z.truncate(z.len() - 3);
         assert_eq!(inflate_gzip(&z, 1 << 20, 10).unwrap_err().code(), Code::BadRequest);
-    }
-
-    #[test]
-    fn raw_response_carries_corr_id_retry_after_and_close() {
-        let r = error_response(Code::Overloaded, "busy", "c1");
-        let text = String::from_utf8(raw_response(&r, "c1", true)).unwrap();
-        assert!(text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{text}");
-        assert!(text.contains("\r\nX-Corr-ID: c1\r\n"));
-        assert!(text.contains("\r\nRetry-After: 1\r\n"));
-        assert!(text.contains("\r\nConnection: close\r\n\r\n{\"error\""));
     }
 }

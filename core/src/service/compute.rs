@@ -4,7 +4,7 @@
 //! signs and sends neither (a what-if never becomes an epoch's latest run).
 //!
 //! A compute goes: request body → the tenant's stored documents → mismatch checks → the
-//! in-flight gate → the run memo (same run id, same run) or [`Run::compute`] → store the run →
+//! in-flight limit → the run memo (same run id, same run) or [`Run::compute`] → store the run →
 //! the ledger step → a freshly signed answer. The ledger step (`Service::settle`, in
 //! `egress`) comes after the run is stored: it emits the run's intents, or quarantines them
 //! and the answer is `202`, or refuses a second run of a settled epoch (`409`). An invariant
@@ -207,7 +207,7 @@ impl Service {
         let (request, inputs, policy) = phase_span!("parse", bytes = body.len())
             .in_scope(|| self.compute_request(tenant, epoch, body))?;
 
-        let _permit = self.enter_gate()?;
+        let _permit = self.admit_inflight()?;
         let run_id = commit::run_id(tenant, inputs.epoch(), inputs.cid(), policy.hash());
         // A run whose intents wait in the quarantine queue is pinned in the store (egress), so
         // the memo finds the queue's own run (the one the drain updates), never a copy.
@@ -276,8 +276,8 @@ impl Service {
     }
 
     /// A place among the computes in flight: `503 overloaded` when `MAX_INFLIGHT` are.
-    fn enter_gate(&self) -> Result<Permit<'_>, Error> {
-        self.gate.enter(self.hot().max_inflight).ok_or_else(|| {
+    fn admit_inflight(&self) -> Result<Permit<'_>, Error> {
+        self.inflight.enter(self.hot().max_inflight).ok_or_else(|| {
             self.metrics.reject(super::Rejection::Inflight);
             Error::new(Code::Overloaded, "too many computes in flight").with_detail("retry_after", 1)
         })
@@ -310,7 +310,7 @@ impl Service {
 
     /// `POST /rewarder/epochs/{epoch}/compare`: the inputs under two stored policies, as JSON
     /// (API.md §1.3) or, with `html`, the report. Checked like a compute (the tenant's stored
-    /// documents, ids, epoch, the in-flight gate); each side is computed and counted as a
+    /// documents, ids, epoch, the in-flight limit); each side is computed and counted as a
     /// compute's run is, and nothing is stored, signed or sent to the ledger.
     pub(crate) fn compare(
         &self,
@@ -335,7 +335,7 @@ impl Service {
         check_policy_id(&policy_b, &request.policy_b.policy_id, "policy_b.policy_id")?;
         check_epoch(&inputs, epoch)?;
 
-        let _permit = self.enter_gate()?;
+        let _permit = self.admit_inflight()?;
         let scale = Scale::of(inputs.actor_count());
         let (a, _) = self.counted_run(scale, || Run::compute_with_bounds(&inputs, &policy_a, tenant))?;
         let (b, _) = self.counted_run(scale, || Run::compute_with_bounds(&inputs, &policy_b, tenant))?;

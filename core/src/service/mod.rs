@@ -292,7 +292,7 @@ pub struct Service {
     documents: Mutex<store::Documents>,
     runs: Mutex<store::Runs>,
     buckets: Mutex<rate::TenantBuckets>,
-    gate: inflight::InflightGate,
+    inflight: inflight::InflightLimit,
     metrics: Metrics,
     /// Host components marked not ready (`/readyz` lists them under `missing`).
     missing: Mutex<Vec<&'static str>>,
@@ -335,7 +335,7 @@ impl Service {
                 config.tenant_runs_max,
             )),
             buckets: Mutex::new(rate::TenantBuckets::new()),
-            gate: inflight::InflightGate::default(),
+            inflight: inflight::InflightLimit::default(),
             metrics,
             missing: Mutex::new(Vec::new()),
             version_body,
@@ -449,7 +449,7 @@ impl Service {
     /// The Prometheus text exposition (what `GET /metrics` answers).
     pub fn metrics_text(&self) -> String {
         let process = self.process.as_ref().and_then(|p| p.sample());
-        self.metrics.render(self.gate.current(), self.ready(), process.as_ref())
+        self.metrics.render(self.inflight.current(), self.ready(), process.as_ref())
     }
 
     /// The hot knobs in force (the macronode's dispatcher reads `work_queue_max` here).

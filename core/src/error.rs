@@ -176,6 +176,7 @@ impl fmt::Display for Code {
 }
 
 /// An error with its API code, a human message (no personal data) and structured details.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct Error {
     code: Code,

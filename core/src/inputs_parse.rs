@@ -201,8 +201,10 @@ pub(crate) fn amount(sc: &mut Scanner<'_>, field: &str) -> Result<u64, Error> {
     parse_amount(&sc.string()?).ok_or_else(bad)
 }
 
-/// `"0"` or `[1-9][0-9]*` with a value that fits in a `u64`.
-pub(crate) fn parse_amount(s: &str) -> Option<u64> {
+/// A canonical decimal amount (CALCULUS.md §1): `"0"` or `[1-9][0-9]*` with a value that fits
+/// in a `u64`. The one reading of an amount: documents, results under verification, the FFI
+/// and the ledger simulator all use it.
+pub fn parse_amount(s: &str) -> Option<u64> {
     match s.as_bytes() {
         [] => None,
         [b'0'] => Some(0),

@@ -17,6 +17,7 @@ mod policy_parse;
 
 pub use error::{Code, Error};
 pub use inputs::{Inputs, Limits, Usage};
+pub use inputs_parse::parse_amount;
 pub use policy::Policy;
 pub mod calculus;
 pub mod compare;

@@ -319,7 +319,7 @@ fn allocations_check(manifest: &Manifest, list: Option<&[AllocationJson]>) -> Ch
     let mut pairs = Vec::with_capacity(list.len());
     let mut total: u128 = 0;
     for (i, a) in list.iter().enumerate() {
-        let Some(amount) = decimal(&a.amount_minor) else {
+        let Some(amount) = crate::parse_amount(&a.amount_minor) else {
             let e =
                 Error::at(Code::InvalidAmount, "allocations", i, "amount_minor is not a canonical decimal");
             return Check::refused(ALLOCATIONS, &format!("allocation {i}"), &e);
@@ -386,15 +386,6 @@ fn recompute_check(manifest: &Manifest, digest_hex: &str, documents: Option<Docu
         .comparing(run.manifest_digest(), digest_hex.to_owned())
 }
 
-/// A canonical decimal amount (CALCULUS.md §1: digits, no sign, no leading zero) of at most
-/// 2^64−1.
-pub fn decimal(text: &str) -> Option<u64> {
-    let canonical = !text.is_empty()
-        && text.bytes().all(|b| b.is_ascii_digit())
-        && (text == "0" || !text.starts_with('0'));
-    if canonical { text.parse().ok() } else { None }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,10 +450,10 @@ mod tests {
 
     #[test]
     fn decimals_are_canonical() {
-        assert_eq!(decimal("0"), Some(0));
-        assert_eq!(decimal("18446744073709551615"), Some(u64::MAX));
-        for bad in ["", "+1", "-1", "01", "1.0", " 1", "18446744073709551616"] {
-            assert_eq!(decimal(bad), None, "{bad:?}");
+        assert_eq!(crate::parse_amount("0"), Some(0));
+        assert_eq!(crate::parse_amount("18446744073709551615"), Some(u64::MAX));
+        for bad in ["", "+1", "-1", "01", "1.0", "1e3", " 1", "18446744073709551616"] {
+            assert_eq!(crate::parse_amount(bad), None, "{bad:?}");
         }
     }
 

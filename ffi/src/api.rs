@@ -98,7 +98,7 @@ pub fn verify_allocation(
     proof: Vec<ProofStep>,
 ) -> bool {
     let Some(root) = records::hash_from_b3(&allocations_root) else { return false };
-    let Some(amount) = verify::decimal(&amount_minor) else { return false };
+    let Some(amount) = rewarder_core::parse_amount(&amount_minor) else { return false };
     let Some(steps) = proof.iter().map(ProofStep::to_core).collect::<Option<Vec<_>>>() else {
         return false;
     };

@@ -8,6 +8,7 @@ use rewarder_core::Code;
 /// check the device (`Io`), or report a defect (`Internal`). Messages carry no personal data.
 ///
 /// Kotlin sees `RewarderException.Invalid`, `.Io` and `.Internal`; Swift sees `RewarderError`.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Error)]
 pub enum RewarderError {
     /// The arguments were refused: `code` is an API.md / CALCULUS.md error code
@@ -65,6 +66,8 @@ impl From<rewarder_micronode::node::NodeError> for RewarderError {
                 RewarderError::Invalid { code: Code::BadRequest.as_str().to_owned(), detail }
             }
             NodeError::Runtime(detail) | NodeError::AddrInUse(detail) => RewarderError::Io { detail },
+            // A failure this library does not know yet: the system's side, whatever it says.
+            other => RewarderError::Io { detail: other.to_string() },
         }
     }
 }

@@ -35,6 +35,7 @@ use std::path::PathBuf;
 use rewarder_core::service::HotKnobs;
 
 /// A knob with a bad value: which variable, what it held, and what was expected.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     /// The environment variable.

@@ -37,6 +37,7 @@ use crate::process::ProcSelf;
 use crate::{keys, tls};
 
 /// Why the node could not start or stopped abnormally, mapped to an exit code by the binary.
+#[non_exhaustive]
 #[derive(Debug)]
 pub enum NodeError {
     /// A knob, key file or certificate is unusable (exit 2).

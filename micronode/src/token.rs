@@ -8,6 +8,7 @@ use rewarder_core::service::auth;
 use crate::config::parse_auth_keys;
 
 /// Why no token was issued: a usage error (exit 2) or no usable clock (exit 1).
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MintError {
     /// A bad argument or `AUTH_KEYS`.

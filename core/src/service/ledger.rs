@@ -121,6 +121,7 @@ pub enum LedgerErrorKind {
 }
 
 /// A failed ledger request.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerError {
     kind: LedgerErrorKind,

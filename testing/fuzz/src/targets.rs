@@ -536,7 +536,7 @@ fn listed_proofs_fold(body: &[u8]) {
     let Some(list) = result.allocations else { return };
     let Some(pairs) = list
         .iter()
-        .map(|a| verify::decimal(&a.amount_minor).map(|amount| (a.actor.as_str(), amount)))
+        .map(|a| rewarder_core::parse_amount(&a.amount_minor).map(|amount| (a.actor.as_str(), amount)))
         .collect::<Option<Vec<_>>>()
     else {
         return;
@@ -560,7 +560,7 @@ pub fn proof_verifies(body: &[u8]) -> Result<bool, String> {
     let mut root_bytes = [0u8; 32];
     hex::decode_to_slice(root, &mut root_bytes).map_err(|_| "the root is not hex of 32 bytes")?;
     let actor = v["actor"].as_str().ok_or("no actor")?;
-    let amount = v["amount_minor"].as_str().and_then(verify::decimal).ok_or("no amount")?;
+    let amount = v["amount_minor"].as_str().and_then(rewarder_core::parse_amount).ok_or("no amount")?;
     let steps = v["proof"].as_array().ok_or("no proof")?;
     let mut parsed = Vec::with_capacity(steps.len().min(64));
     for step in steps {

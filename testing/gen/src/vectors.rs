@@ -147,6 +147,7 @@ impl fmt::Display for Scale {
 }
 
 /// The error of parsing a [`Scale`] from anything but `S`, `M` or `L` (either case).
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseScaleError(String);
 

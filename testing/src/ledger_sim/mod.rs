@@ -118,6 +118,7 @@ impl Default for Config {
 }
 
 /// A failure to start the simulator.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StartError(pub String);
 

@@ -54,9 +54,14 @@ const _: () = assert!(KINDS_MAX.is_power_of_two() && KINDS_MAX <= u16::MAX as us
 
 /// Parses and validates an inputs document.
 pub(crate) fn parse(raw: &[u8], limits: &Limits) -> Result<Inputs, Error> {
-    let mut inputs = json::confirm(raw, parse_document(raw, limits))?;
+    let mut inputs = parse_unhashed(raw, limits)?;
     inputs.cid = content_id(raw);
     Ok(inputs)
+}
+
+/// Parses and validates an inputs document, leaving its content id empty for the caller.
+pub(crate) fn parse_unhashed(raw: &[u8], limits: &Limits) -> Result<Inputs, Error> {
+    json::confirm(raw, parse_document(raw, limits))
 }
 
 fn parse_document(src: &[u8], limits: &Limits) -> Result<Inputs, Error> {

@@ -1,6 +1,7 @@
 package rewarder.android
 
 import java.math.BigInteger
+import java.nio.ByteBuffer
 import uniffi.rewarder.Allocation
 import uniffi.rewarder.CompareOutput
 import uniffi.rewarder.ComputeOutput
@@ -42,7 +43,20 @@ object Rewarder {
      */
     @Throws(RewarderException::class)
     fun compute(inputs: ByteArray, policy: ByteArray, tenant: String = DEFAULT_TENANT): ComputeOutput =
-        uniffi.rewarder.compute(inputs, policy, tenant)
+        uniffi.rewarder.compute(inputs.asDirectBuffer(), policy.asDirectBuffer(), tenant)
+
+    /**
+     * [compute], answered as the JSON bytes `{"manifest", "manifest_digest", "allocations"}`
+     * (the members of a node's compute result that describe the run, unsigned) instead of
+     * records: for large epochs, one buffer crosses from the native library instead of one
+     * record per payee. Parse what you read, or hand the bytes on.
+     *
+     * @throws RewarderException.Invalid as [compute].
+     * @throws RewarderException.Internal as [compute].
+     */
+    @Throws(RewarderException::class)
+    fun computeJson(inputs: ByteArray, policy: ByteArray, tenant: String = DEFAULT_TENANT): ByteArray =
+        uniffi.rewarder.computeJson(inputs.asDirectBuffer(), policy.asDirectBuffer(), tenant)
 
     /** [compute] over documents held as text (encoded as UTF-8, byte for byte). */
     @Throws(RewarderException::class)
@@ -77,7 +91,14 @@ object Rewarder {
         if (top !in 0..COMPARE_TOP_MAX) {
             throw RewarderException.Invalid("bad_request", "top $top is outside 0..$COMPARE_TOP_MAX")
         }
-        return uniffi.rewarder.compare(inputs, policyA, policyB, tenant, top.toUInt(), actor)
+        return uniffi.rewarder.compare(
+            inputs.asDirectBuffer(),
+            policyA.asDirectBuffer(),
+            policyB.asDirectBuffer(),
+            tenant,
+            top.toUInt(),
+            actor,
+        )
     }
 
     /** [compare] over documents held as text (encoded as UTF-8, byte for byte). */
@@ -100,7 +121,7 @@ object Rewarder {
         )
 
     /** The content id `"b3:…"` of a document: what a node answers as `inputs_cid` or `policy_hash`. */
-    fun contentId(bytes: ByteArray): String = uniffi.rewarder.contentId(bytes)
+    fun contentId(bytes: ByteArray): String = uniffi.rewarder.contentId(bytes.asDirectBuffer())
 
     /** The digest `"b3:…"` of a manifest: what the node's signatures sign. */
     fun manifestDigest(manifest: Manifest): String = uniffi.rewarder.manifestDigest(manifest)
@@ -175,6 +196,17 @@ object Rewarder {
         }
         return EmbeddedNode(EmbeddedConfig(port.toUShort(), requirePq, authKeys, open))
     }
+}
+
+/**
+ * The bytes in a direct buffer: the native library borrows byte arguments as one buffer for
+ * the duration of a call (one copy here, instead of one per byte in the generated code).
+ */
+private fun ByteArray.asDirectBuffer(): ByteBuffer {
+    val buffer = ByteBuffer.allocateDirect(size)
+    buffer.put(this)
+    buffer.flip()
+    return buffer
 }
 
 /** The signature algorithms of a compute result (CALCULUS.md §4). */

@@ -54,8 +54,10 @@ fn leaves(inputs: &Inputs, payees: &[Payee], overlap: Option<&dyn Overlap>) -> V
     let Some(overlap) = overlap else {
         return merkle::leaves(payees.iter().map(pair));
     };
-    // A leaf input is 10 bytes plus the id: one block up to 54-byte ids, three at 128.
-    let blocks: usize = payees.iter().map(|p| (10 + pair(p).0.len()).div_ceil(64)).sum();
+    // A leaf input is 10 bytes plus the id: one block up to 54-byte ids, three at 128. The
+    // mean id length of the document is enough to decide.
+    let mean_id = inputs.actor_bytes.len() / inputs.actor_count().max(1);
+    let blocks = payees.len() * (10 + mean_id).div_ceil(64);
     if blocks < OVERLAP_LEAF_BLOCKS_MIN {
         return merkle::leaves(payees.iter().map(pair));
     }

@@ -30,16 +30,19 @@ pub fn compute(inputs: &[u8], policy: &[u8], tenant: String) -> Result<ComputeOu
     Ok(ComputeOutput::from(&run))
 }
 
-/// [`compute`], answered as JSON bytes instead of records: `{"manifest", "manifest_digest",
+/// [`compute`], answered as JSON text instead of records: `{"manifest", "manifest_digest",
 /// "allocations"}`, the members of a compute result body (API.md §1.2) that describe the
-/// run, unsigned. For large epochs: one buffer crosses the boundary instead of one record per
-/// payee, and the app parses what it reads (or hands the bytes on).
+/// run, unsigned. For large epochs: one buffer crosses the boundary (a string's bytes are
+/// handed over whole, where a byte vector would be written out byte by byte) instead of one
+/// record per payee, and the app parses what it reads (or hands the text on).
 ///
 /// Errors: as [`compute`].
 #[uniffi::export]
-pub fn compute_json(inputs: &[u8], policy: &[u8], tenant: String) -> Result<Vec<u8>, RewarderError> {
+pub fn compute_json(inputs: &[u8], policy: &[u8], tenant: String) -> Result<String, RewarderError> {
     let run = run(inputs, policy, &tenant)?;
-    Ok(result::render_unsigned(&run))
+    // The rendering writes JSON (UTF-8) only.
+    String::from_utf8(result::render_unsigned(&run))
+        .map_err(|_| Error::new(Code::Internal, "the result is not UTF-8").into())
 }
 
 /// The run of [`compute`] and [`compute_json`]: the tenant checked first, then the inputs

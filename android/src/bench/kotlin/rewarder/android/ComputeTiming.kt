@@ -28,7 +28,7 @@ fun main(args: Array<String>) {
     }
     var jsonBytes = 0
     while (rounds < 2 * WARMUP_ROUNDS_MIN || System.nanoTime() - warmupStarted < 2 * WARMUP_NANOS_MIN) {
-        jsonBytes = Rewarder.computeJson(inputs, policy).size
+        jsonBytes = Rewarder.computeJson(inputs, policy).length
         rounds++
     }
     // Interleaved, as on the Rust side: load from other processes weighs on both alike.
@@ -42,7 +42,7 @@ fun main(args: Array<String>) {
                 payees = Rewarder.compute(inputs, policy).allocations.size
                 records.add((System.nanoTime() - started) / 1e6)
             } else {
-                jsonBytes = Rewarder.computeJson(inputs, policy).size
+                jsonBytes = Rewarder.computeJson(inputs, policy).length
                 json.add((System.nanoTime() - started) / 1e6)
             }
         }
@@ -54,7 +54,7 @@ fun main(args: Array<String>) {
             .format(records[iterations / 2], records[0], iterations, payees),
     )
     println(
-        "kotlin_compute_json median_ms=%.3f min_ms=%.3f iterations=%d bytes=%d"
+        "kotlin_compute_json median_ms=%.3f min_ms=%.3f iterations=%d chars=%d"
             .format(json[iterations / 2], json[0], iterations, jsonBytes),
     )
 }

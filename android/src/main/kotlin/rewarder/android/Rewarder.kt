@@ -46,16 +46,16 @@ object Rewarder {
         uniffi.rewarder.compute(inputs.asDirectBuffer(), policy.asDirectBuffer(), tenant)
 
     /**
-     * [compute], answered as the JSON bytes `{"manifest", "manifest_digest", "allocations"}`
+     * [compute], answered as the JSON text `{"manifest", "manifest_digest", "allocations"}`
      * (the members of a node's compute result that describe the run, unsigned) instead of
      * records: for large epochs, one buffer crosses from the native library instead of one
-     * record per payee. Parse what you read, or hand the bytes on.
+     * record per payee. Parse what you read, or hand the text on.
      *
      * @throws RewarderException.Invalid as [compute].
      * @throws RewarderException.Internal as [compute].
      */
     @Throws(RewarderException::class)
-    fun computeJson(inputs: ByteArray, policy: ByteArray, tenant: String = DEFAULT_TENANT): ByteArray =
+    fun computeJson(inputs: ByteArray, policy: ByteArray, tenant: String = DEFAULT_TENANT): String =
         uniffi.rewarder.computeJson(inputs.asDirectBuffer(), policy.asDirectBuffer(), tenant)
 
     /** [compute] over documents held as text (encoded as UTF-8, byte for byte). */

@@ -43,7 +43,7 @@ object Rewarder {
      */
     @Throws(RewarderException::class)
     fun compute(inputs: ByteArray, policy: ByteArray, tenant: String = DEFAULT_TENANT): ComputeOutput =
-        uniffi.rewarder.compute(inputs.asDirectBuffer(), policy.asDirectBuffer(), tenant)
+        uniffi.rewarder.compute(inputs.asDirectBuffer(0), policy.asDirectBuffer(1), tenant)
 
     /**
      * [compute], answered as the JSON text `{"manifest", "manifest_digest", "allocations"}`
@@ -56,7 +56,7 @@ object Rewarder {
      */
     @Throws(RewarderException::class)
     fun computeJson(inputs: ByteArray, policy: ByteArray, tenant: String = DEFAULT_TENANT): String =
-        uniffi.rewarder.computeJson(inputs.asDirectBuffer(), policy.asDirectBuffer(), tenant)
+        uniffi.rewarder.computeJson(inputs.asDirectBuffer(0), policy.asDirectBuffer(1), tenant)
 
     /** [compute] over documents held as text (encoded as UTF-8, byte for byte). */
     @Throws(RewarderException::class)
@@ -92,9 +92,9 @@ object Rewarder {
             throw RewarderException.Invalid("bad_request", "top $top is outside 0..$COMPARE_TOP_MAX")
         }
         return uniffi.rewarder.compare(
-            inputs.asDirectBuffer(),
-            policyA.asDirectBuffer(),
-            policyB.asDirectBuffer(),
+            inputs.asDirectBuffer(0),
+            policyA.asDirectBuffer(1),
+            policyB.asDirectBuffer(2),
             tenant,
             top.toUInt(),
             actor,
@@ -198,12 +198,34 @@ object Rewarder {
     }
 }
 
+/** Largest direct buffer kept per thread and argument for the next call (8 MiB). */
+private const val DIRECT_BUFFER_KEPT_MAX = 8 shl 20
+
+/** Most byte arguments of one call ([Rewarder.compare]: the inputs and two policies). */
+private const val DIRECT_BUFFER_SLOTS = 3
+
 /**
- * The bytes in a direct buffer: the native library borrows byte arguments as one buffer for
- * the duration of a call (one copy here, instead of one per byte in the generated code).
+ * Each thread's direct buffers, one per byte argument of a call: allocating direct memory on
+ * every call is slow, and its release waits for a garbage collection.
  */
-private fun ByteArray.asDirectBuffer(): ByteBuffer {
-    val buffer = ByteBuffer.allocateDirect(size)
+private val directBuffers = ThreadLocal.withInitial { arrayOfNulls<ByteBuffer>(DIRECT_BUFFER_SLOTS) }
+
+/**
+ * The bytes in a direct buffer (argument [slot] of the call): the native library borrows byte
+ * arguments as one buffer for the duration of a call (one copy here, instead of one per byte
+ * in the generated code). The arguments of one call take distinct slots. The buffer is reused by the thread's next call, so it must not be
+ * kept beyond this one; nothing in this library keeps it.
+ */
+private fun ByteArray.asDirectBuffer(slot: Int = 0): ByteBuffer {
+    val kept = directBuffers.get()
+    var buffer = kept[slot]
+    if (buffer == null || buffer.capacity() < size) {
+        buffer = ByteBuffer.allocateDirect(size)
+        if (size <= DIRECT_BUFFER_KEPT_MAX) {
+            kept[slot] = buffer
+        }
+    }
+    buffer!!.clear()
     buffer.put(this)
     buffer.flip()
     return buffer

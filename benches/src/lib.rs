@@ -6,7 +6,9 @@
 #![deny(missing_docs)]
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use rewarder_core::service::{Artifacts, Clock, Config, HotKnobs, Profile, Reload, Service};
 use rewarder_core::{Inputs, Limits, Policy, SigningKeys};
 use rewarder_testkit::Scale;
 
@@ -45,16 +47,60 @@ pub fn keys(pq: bool) -> SigningKeys {
     SigningKeys::from_seeds(&[0x11; 32], pq.then_some(&[0x22; 32]))
 }
 
+/// A time that does not move (nothing measured depends on it).
+struct Still;
+
+impl Clock for Still {
+    fn monotonic(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn unix_seconds(&self) -> u64 {
+        1_800_000_000
+    }
+}
+
+impl Artifacts for Still {
+    fn keep(&self, _: &str, _: &[u8]) -> bool {
+        true
+    }
+}
+
+impl Reload for Still {
+    fn hot_knobs(&self) -> Result<HotKnobs, String> {
+        Ok(HotKnobs::default())
+    }
+}
+
+/// A compute-only service (no ledger: every run is dry) with the bench keys [`keys`]`(false)`,
+/// a clock that does not move and no limits on documents: what the handler gate and the
+/// in-process latency example send their requests to.
+pub fn service() -> Service {
+    let config = Config {
+        profile: Profile::Micronode,
+        auth_keys: None,
+        limits: Limits::UNBOUNDED,
+        req_body_max_bytes: 1 << 20,
+        inputs_max_bytes: 64 << 20,
+        runs_max: 16,
+        runs_max_bytes: 256 << 20,
+        documents_max_bytes: 256 << 20,
+        tenant_store_max_bytes: None,
+        tenant_runs_max: None,
+        keys: keys(false),
+        hot: HotKnobs { tenant_rps_max: 1_000_000, ..HotKnobs::default() },
+        features: Vec::new(),
+    };
+    let still = Arc::new(Still);
+    Service::new(config, still.clone(), still.clone(), still)
+}
+
 /// The operations the regression gates measure (`rewarder-icount`, `rewarder-heap`), each
 /// prepared outside the measured region and run once inside it.
 pub mod gate {
     use std::hint::black_box;
     use std::sync::Arc;
-    use std::time::Duration;
 
-    use rewarder_core::service::{
-        Artifacts, Clock, Config, HotKnobs, Profile, Reload, Request, Response, Service,
-    };
+    use rewarder_core::service::{Request, Response, Service};
     use rewarder_core::{Inputs, Limits, Policy, Run, SigningKeys};
     use rewarder_testkit::Scale;
 
@@ -66,8 +112,9 @@ pub mod gate {
         /// One signed compute from parsed documents (`Run::compute` + Ed25519).
         Compute,
         /// One compute through the whole request handler (`Service::handle` of
-        /// `POST /rewarder/epochs/{epoch}/compute`, a dry run, the answer with its
-        /// allocations rendered), the documents stored beforehand.
+        /// `POST /rewarder/epochs/{epoch}/compute`: admission of the head, then the answer,
+        /// the two phases the server runs; a dry run, the answer with its allocations
+        /// rendered), the documents stored beforehand.
         Handler,
     }
 
@@ -90,51 +137,6 @@ pub mod gate {
                 Op::Handler => "handler",
             }
         }
-    }
-
-    /// A time that does not move (nothing measured depends on it).
-    struct Still;
-
-    impl Clock for Still {
-        fn monotonic(&self) -> Duration {
-            Duration::from_secs(1)
-        }
-        fn unix_seconds(&self) -> u64 {
-            1_800_000_000
-        }
-    }
-
-    impl Artifacts for Still {
-        fn keep(&self, _: &str, _: &[u8]) -> bool {
-            true
-        }
-    }
-
-    impl Reload for Still {
-        fn hot_knobs(&self) -> Result<HotKnobs, String> {
-            Ok(HotKnobs::default())
-        }
-    }
-
-    /// A compute-only service (no ledger: every run is dry) with the bench keys.
-    fn service() -> Service {
-        let config = Config {
-            profile: Profile::Micronode,
-            auth_keys: None,
-            limits: Limits::UNBOUNDED,
-            req_body_max_bytes: 1 << 20,
-            inputs_max_bytes: 64 << 20,
-            runs_max: 16,
-            runs_max_bytes: 64 << 20,
-            documents_max_bytes: 256 << 20,
-            tenant_store_max_bytes: None,
-            tenant_runs_max: None,
-            keys: super::keys(false),
-            hot: HotKnobs { tenant_rps_max: 1_000_000, ..HotKnobs::default() },
-            features: Vec::new(),
-        };
-        let still = Arc::new(Still);
-        Service::new(config, still.clone(), still.clone(), still)
     }
 
     /// An operation with everything it reads made ready.
@@ -171,7 +173,7 @@ pub mod gate {
                     prepared.policy = Some(Policy::parse(&policy_raw).expect("policy parses"));
                 }
                 Op::Handler => {
-                    let service = service();
+                    let service = super::service();
                     let put = |url: &str, body: &[u8]| {
                         let r = service.handle(&request("PUT", url, body));
                         assert!(r.status == 201, "{url}: {}", String::from_utf8_lossy(&r.body));

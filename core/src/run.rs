@@ -251,22 +251,13 @@ impl Run {
 mod tests {
     use super::*;
     use crate::inputs::Limits;
-
-    /// Two threads, as a node's host gives them.
-    struct Threads;
-
-    impl Overlap for Threads {
-        fn both(&self, side: &mut (dyn FnMut() + Send), main: &mut dyn FnMut()) {
-            std::thread::scope(|scope| {
-                scope.spawn(side);
-                main();
-            });
-        }
-    }
+    use crate::service::Sequential;
 
     #[test]
     fn leaves_hashed_in_two_halves_make_the_same_run() {
-        // Enough leaf blocks to split: 3,000 payees with 100-byte ids (two blocks each).
+        // Enough leaf blocks to split: 3,000 payees with 100-byte ids (two blocks each). The
+        // halves run one after the other here (core has no threads); the nodes' hosts run them
+        // on two (micronode's `ScopedThread`, `core/tests/service.rs`'s `CountingThreads`).
         let actors: Vec<String> = (0..3000).map(|i| format!("{i:0>100}")).collect();
         let events: Vec<String> = (0..3000).map(|i| format!("[{i},{i},0,{}]", 1 + i % 97)).collect();
         let inputs = format!(
@@ -278,11 +269,11 @@ mod tests {
         let policy =
             Policy::parse(br#"{"schema":"rewarder.policy.v1","policy_id":"p","weights":{"k":1}}"#).unwrap();
         let alone = Run::compute(&inputs, &policy, "t").unwrap();
-        let split = Run::compute_overlapped(&inputs, &policy, "t", &Threads).unwrap();
+        let split = Run::compute_overlapped(&inputs, &policy, "t", &Sequential).unwrap();
         assert_eq!(alone.outcome().payees.len(), 3000);
         assert_eq!(split.manifest(), alone.manifest());
         assert_eq!(split.digest_bytes(), alone.digest_bytes());
         let payees = &alone.outcome().payees;
-        assert_eq!(leaves(&inputs, payees, Some(&Threads)), leaves(&inputs, payees, None));
+        assert_eq!(leaves(&inputs, payees, Some(&Sequential)), leaves(&inputs, payees, None));
     }
 }

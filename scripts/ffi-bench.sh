@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Measures what the FFI costs: the time of `compute` on S and M epochs through Kotlin (the
-# generated bindings over JNA, run on the host JVM) against the same call in-process in Rust,
+# Measures what the FFI costs: the time of `compute` and `compute_json` on S and M epochs
+# through Kotlin (the generated bindings over JNA, run on the host JVM) against the same
+# function called in-process from Rust, and against the core alone,
 # and the library sizes (stripped host .so, Android static library when
 # scripts/ffi-portability.sh has built it). Overhead goal (issue 5): ≤ 10 % at M.
 #
@@ -28,25 +29,28 @@ mkdir -p "$classes"
 "$KOTLINC" -nowarn -jvm-target 17 -cp "$FFI_JVM_CP" -d "$classes" \
   build/bindings/kotlin android/src/main/kotlin android/src/bench/kotlin
 
-median() { sed -n "s/^$1 median_ms=\([0-9.]*\).*/\1/p"; }
-minimum() { sed -n "s/^$1 .*min_ms=\([0-9.]*\).*/\1/p"; }
+median() { sed -n "s/^$1 median_ms=\([0-9.]*\).*/\1/p" | tail -n 1; }
+minimum() { sed -n "s/^$1 .*min_ms=\([0-9.]*\).*/\1/p" | tail -n 1; }
 pct() { awk -v k="$1" -v r="$2" 'BEGIN { printf "%+.1f%%", (k - r) / r * 100 }'; }
 echo "ffi-bench: load average now: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs (other work skews the figures)"
-echo "ffi-bench: compute, median / minimum of $iterations runs after warm-up (ms)"
-printf '%-6s %16s %16s %16s %16s\n' scale rust_core rust_ffi kotlin "overhead med/min"
+echo "ffi-bench: median / minimum of $iterations runs after warm-up (ms); overhead = Kotlin vs the same function called from Rust"
+printf '%-6s %-13s %16s %16s %16s %18s %14s\n' scale function rust_core rust_ffi kotlin "overhead med/min" "kotlin vs core"
 for scale in S M; do
   rust="$(target/release/examples/compute_timing "build/bench/$scale" "$iterations")"
   kotlin="$(java -Djna.library.path="$root/target/release" -cp "$classes:$KOTLIN_LIB/kotlin-stdlib.jar:$FFI_JVM_CP" \
     rewarder.android.ComputeTimingKt "build/bench/$scale" "$iterations")"
-  core="$(median rust_core_compute <<<"$rust") / $(minimum rust_core_compute <<<"$rust")"
-  ffi_med="$(median rust_ffi_compute <<<"$rust")"
-  ffi_min="$(minimum rust_ffi_compute <<<"$rust")"
-  kt_med="$(median kotlin_compute <<<"$kotlin")"
-  kt_min="$(minimum kotlin_compute <<<"$kotlin")"
-  printf '%-6s %16s %16s %16s %16s\n' "$scale" "$core" "$ffi_med / $ffi_min" "$kt_med / $kt_min" \
-    "$(pct "$kt_med" "$ffi_med") / $(pct "$kt_min" "$ffi_min")"
+  core_med="$(median rust_core_compute <<<"$rust")"
+  core="$core_med / $(minimum rust_core_compute <<<"$rust")"
+  for fn in compute compute_json; do
+    ffi_med="$(median "rust_ffi_$fn" <<<"$rust")"
+    ffi_min="$(minimum "rust_ffi_$fn" <<<"$rust")"
+    kt_med="$(median "kotlin_$fn" <<<"$kotlin")"
+    kt_min="$(minimum "kotlin_$fn" <<<"$kotlin")"
+    printf '%-6s %-13s %16s %16s %16s %18s %14s\n' "$scale" "$fn" "$core" "$ffi_med / $ffi_min" "$kt_med / $kt_min" \
+      "$(pct "$kt_med" "$ffi_med") / $(pct "$kt_min" "$ffi_min")" "$(pct "$kt_med" "$core_med")"
+  done
 done
-echo "ffi-bench: overhead = Kotlin through the bindings vs the same compute called in-process from Rust"
+echo "ffi-bench: rust_core = parse + compute + commit in Rust, no FFI function (the floor)"
 
 so="target/release/librewarder_ffi.so"
 cp "$so" build/bench/librewarder_ffi.stripped.so

@@ -56,6 +56,7 @@ check "module map declares rewarderFFI" has "$gen/rewarderFFI.modulemap" "module
 check "module map uses the header" has "$gen/rewarderFFI.modulemap" 'header "rewarderFFI.h"'
 for name in \
   "public func compute(inputs: Data, policy: Data, tenant: String)" \
+  "public func computeJson(inputs: Data, policy: Data, tenant: String)" \
   "public func contentId(bytes: Data) -> String" \
   "public func manifestDigest(manifest: Manifest) -> String" \
   "public func verifyAllocation(allocationsRoot: String, actor: String, amountMinor: String, proof: [ProofStep]) -> Bool" \

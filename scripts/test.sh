@@ -5,7 +5,7 @@
 # against a live Prometheus scraping live nodes), the OpenAPI contract (validated, then
 # schemathesis against a live node), a short fuzz pass of every
 # target (when nightly and cargo-fuzz are installed; the corpora replay on stable either way),
-# and the instruction-count gate.
+# and the deterministic performance gates (instructions, peak heap, allocations).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

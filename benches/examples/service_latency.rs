@@ -7,36 +7,11 @@
 //! request is a distinct run (its own policy id) with full allocations, a dry run, exactly as
 //! the HTTP harness asks.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use rewarder_benches::{Fixture, keys};
-use rewarder_core::Limits;
-use rewarder_core::service::{Artifacts, Clock, Config, HotKnobs, Profile, Reload, Request, Service};
+use rewarder_benches::{Fixture, service};
+use rewarder_core::service::{Request, Service};
 use rewarder_testkit::Scale;
-
-struct Host(Instant);
-
-impl Clock for Host {
-    fn monotonic(&self) -> Duration {
-        self.0.elapsed()
-    }
-    fn unix_seconds(&self) -> u64 {
-        1_800_000_000
-    }
-}
-
-impl Artifacts for Host {
-    fn keep(&self, _: &str, _: &[u8]) -> bool {
-        true
-    }
-}
-
-impl Reload for Host {
-    fn hot_knobs(&self) -> Result<HotKnobs, String> {
-        Err("fixed knobs".into())
-    }
-}
 
 fn call(service: &Service, method: &str, url: &str, body: &[u8]) -> (u16, Vec<u8>) {
     let r = service.handle(&Request { method, url, authorization: None, body, corr_id: "bench" });
@@ -52,23 +27,7 @@ fn main() {
     };
     let runs: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(100);
     let fixture = Fixture::new(scale);
-    let config = Config {
-        profile: Profile::Micronode,
-        auth_keys: None,
-        limits: Limits::UNBOUNDED,
-        req_body_max_bytes: 1 << 20,
-        inputs_max_bytes: 64 << 20,
-        runs_max: 16,
-        runs_max_bytes: 256 << 20,
-        documents_max_bytes: 256 << 20,
-        tenant_store_max_bytes: None,
-        tenant_runs_max: None,
-        keys: keys(false),
-        hot: HotKnobs { tenant_rps_max: 1_000_000, ..HotKnobs::default() },
-        features: vec![],
-    };
-    let host = Arc::new(Host(Instant::now()));
-    let service = Service::new(config, host.clone(), host.clone(), host);
+    let service = service();
     let (status, body) = call(&service, "PUT", "/rewarder/inputs", &fixture.inputs_raw);
     assert!(status == 201, "inputs: {status} {}", String::from_utf8_lossy(&body));
     let cid = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["inputs_cid"]

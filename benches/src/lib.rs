@@ -6,7 +6,9 @@
 #![deny(missing_docs)]
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use rewarder_core::service::{Artifacts, Clock, Config, HotKnobs, Profile, Reload, Service};
 use rewarder_core::{Inputs, Limits, Policy, SigningKeys};
 use rewarder_testkit::Scale;
 
@@ -43,4 +45,186 @@ impl Fixture {
 /// Fixed signing keys, with ML-DSA-65 when `pq`.
 pub fn keys(pq: bool) -> SigningKeys {
     SigningKeys::from_seeds(&[0x11; 32], pq.then_some(&[0x22; 32]))
+}
+
+/// A time that does not move (nothing measured depends on it).
+struct Still;
+
+impl Clock for Still {
+    fn monotonic(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn unix_seconds(&self) -> u64 {
+        1_800_000_000
+    }
+}
+
+impl Artifacts for Still {
+    fn keep(&self, _: &str, _: &[u8]) -> bool {
+        true
+    }
+}
+
+impl Reload for Still {
+    fn hot_knobs(&self) -> Result<HotKnobs, String> {
+        Ok(HotKnobs::default())
+    }
+}
+
+/// A compute-only service (no ledger: every run is dry) with the bench keys [`keys`]`(false)`,
+/// a clock that does not move and no limits on documents: what the handler gate and the
+/// in-process latency example send their requests to.
+pub fn service() -> Service {
+    let config = Config {
+        profile: Profile::Micronode,
+        auth_keys: None,
+        limits: Limits::UNBOUNDED,
+        req_body_max_bytes: 1 << 20,
+        inputs_max_bytes: 64 << 20,
+        runs_max: 16,
+        runs_max_bytes: 256 << 20,
+        documents_max_bytes: 256 << 20,
+        tenant_store_max_bytes: None,
+        tenant_runs_max: None,
+        keys: keys(false),
+        hot: HotKnobs { tenant_rps_max: 1_000_000, ..HotKnobs::default() },
+        features: Vec::new(),
+    };
+    let still = Arc::new(Still);
+    Service::new(config, still.clone(), still.clone(), still)
+}
+
+/// The operations the regression gates measure (`rewarder-icount`, `rewarder-heap`), each
+/// prepared outside the measured region and run once inside it.
+pub mod gate {
+    use std::hint::black_box;
+    use std::sync::Arc;
+
+    use rewarder_core::service::{Request, Response, Service};
+    use rewarder_core::{Inputs, Limits, Policy, Run, SigningKeys};
+    use rewarder_testkit::Scale;
+
+    /// What is measured.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Op {
+        /// Parse + validate + content id of the raw inputs document (`Inputs::parse`).
+        Parse,
+        /// One signed compute from parsed documents (`Run::compute` + Ed25519).
+        Compute,
+        /// One compute through the whole request handler (`Service::handle` of
+        /// `POST /rewarder/epochs/{epoch}/compute`: admission of the head, then the answer,
+        /// the two phases the server runs; a dry run, the answer with its allocations
+        /// rendered), the documents stored beforehand.
+        Handler,
+    }
+
+    impl Op {
+        /// `parse`, `compute` or `handler`.
+        pub fn from_name(name: &str) -> Option<Op> {
+            match name {
+                "parse" => Some(Op::Parse),
+                "compute" => Some(Op::Compute),
+                "handler" => Some(Op::Handler),
+                _ => None,
+            }
+        }
+
+        /// The name [`Op::from_name`] reads.
+        pub fn name(self) -> &'static str {
+            match self {
+                Op::Parse => "parse",
+                Op::Compute => "compute",
+                Op::Handler => "handler",
+            }
+        }
+    }
+
+    /// An operation with everything it reads made ready.
+    pub struct Prepared {
+        op: Op,
+        inputs_raw: Vec<u8>,
+        inputs: Option<Arc<Inputs>>,
+        policy: Option<Policy>,
+        keys: SigningKeys,
+        service: Option<(Service, String, Vec<u8>)>,
+    }
+
+    impl Prepared {
+        /// Generates the scale's documents (testkit, seed [`super::SEED`]) and prepares `op`.
+        ///
+        /// # Panics
+        /// If the testkit's documents are refused: a bug in the testkit or the core.
+        pub fn new(op: Op, scale: Scale) -> Prepared {
+            let (inputs_raw, policy_raw) = rewarder_testkit::generate(scale, "demo", super::SEED);
+            let mut prepared = Prepared {
+                op,
+                inputs_raw,
+                inputs: None,
+                policy: None,
+                keys: super::keys(false),
+                service: None,
+            };
+            match op {
+                Op::Parse => {}
+                Op::Compute => {
+                    let inputs =
+                        Inputs::parse(&prepared.inputs_raw, &Limits::UNBOUNDED).expect("inputs parse");
+                    prepared.inputs = Some(Arc::new(inputs));
+                    prepared.policy = Some(Policy::parse(&policy_raw).expect("policy parses"));
+                }
+                Op::Handler => {
+                    let service = super::service();
+                    let put = |url: &str, body: &[u8]| {
+                        let r = service.handle(&request("PUT", url, body));
+                        assert!(r.status == 201, "{url}: {}", String::from_utf8_lossy(&r.body));
+                        serde_json::from_slice::<serde_json::Value>(&r.body).expect("JSON answer")
+                    };
+                    let i = put("/rewarder/inputs", &prepared.inputs_raw);
+                    let p = put("/rewarder/policies", &policy_raw);
+                    let url = format!("/rewarder/epochs/{}/compute", i["epoch"].as_str().expect("epoch"));
+                    let body = serde_json::json!({
+                        "inputs_cid": i["inputs_cid"], "policy_id": p["policy_id"], "policy_hash": p["policy_hash"],
+                    });
+                    prepared.service = Some((service, url, body.to_string().into_bytes()));
+                }
+            }
+            prepared
+        }
+
+        /// The size of the raw inputs document.
+        pub fn inputs_bytes(&self) -> usize {
+            self.inputs_raw.len()
+        }
+
+        /// Runs the operation once; returns a figure of its result (payees, actors, bytes).
+        ///
+        /// # Panics
+        /// If the operation fails on the testkit's documents.
+        pub fn run(&self) -> usize {
+            match self.op {
+                Op::Parse => {
+                    let inputs =
+                        Inputs::parse(black_box(&self.inputs_raw), &Limits::UNBOUNDED).expect("parse");
+                    inputs.actor_count()
+                }
+                Op::Compute => {
+                    let (inputs, policy) =
+                        (self.inputs.as_ref().expect("parsed"), self.policy.as_ref().expect("policy"));
+                    let run = Run::compute(black_box(inputs), black_box(policy), "default").expect("compute");
+                    black_box(self.keys.sign(run.digest_bytes()));
+                    run.manifest().payees as usize
+                }
+                Op::Handler => {
+                    let (service, url, body) = self.service.as_ref().expect("service");
+                    let response: Response = service.handle(&request("POST", url, body));
+                    assert!(response.status == 200, "{}", String::from_utf8_lossy(&response.body));
+                    response.body.len()
+                }
+            }
+        }
+    }
+
+    fn request<'a>(method: &'a str, url: &'a str, body: &'a [u8]) -> Request<'a> {
+        Request { method, url, authorization: None, body, corr_id: "gate" }
+    }
 }

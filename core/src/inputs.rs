@@ -1,7 +1,9 @@
 //! The sealed inputs document (`rewarder.inputs.v1`, CALCULUS.md §1.1): parsed once, kept in
 //! an aggregated, order-independent form that computes read without touching the raw bytes.
 
-use crate::error::Error;
+use crate::commit::content_id;
+use crate::error::{Code, Error};
+use crate::service::Overlap;
 
 /// Upper bounds a node may put on a document (CALCULUS.md §1.1, `limit_exceeded`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,5 +128,28 @@ impl Inputs {
     /// Parses and validates an inputs document (CALCULUS.md §1.1, §1.3).
     pub fn parse(raw: &[u8], limits: &Limits) -> Result<Inputs, Error> {
         crate::inputs_parse::parse(raw, limits)
+    }
+
+    /// [`Inputs::parse`] with the content id hashed by `overlap`'s side (the host's second
+    /// thread, where it has one) while the calling thread parses: the same result, in the
+    /// time of the longer of the two rather than their sum.
+    pub fn parse_overlapped(raw: &[u8], limits: &Limits, overlap: &dyn Overlap) -> Result<Inputs, Error> {
+        let mut cid = String::new();
+        let mut parsed = None;
+        overlap.both(&mut || cid = content_id(raw), &mut || {
+            parsed = Some(crate::inputs_parse::parse_unhashed(raw, limits));
+        });
+        let mut inputs =
+            parsed.unwrap_or_else(|| Err(Error::new(Code::Internal, "the parse did not run")))?;
+        inputs.cid = cid;
+        Ok(inputs)
+    }
+
+    /// [`Inputs::parse`] of bytes whose content id the caller has just computed (a node
+    /// hashes an upload first when it may already hold it): the bytes are hashed once.
+    pub(crate) fn parse_with_cid(raw: &[u8], limits: &Limits, cid: String) -> Result<Inputs, Error> {
+        let mut inputs = crate::inputs_parse::parse_unhashed(raw, limits)?;
+        inputs.cid = cid;
+        Ok(inputs)
     }
 }

@@ -54,9 +54,14 @@ const _: () = assert!(KINDS_MAX.is_power_of_two() && KINDS_MAX <= u16::MAX as us
 
 /// Parses and validates an inputs document.
 pub(crate) fn parse(raw: &[u8], limits: &Limits) -> Result<Inputs, Error> {
-    let mut inputs = json::confirm(raw, parse_document(raw, limits))?;
+    let mut inputs = parse_unhashed(raw, limits)?;
     inputs.cid = content_id(raw);
     Ok(inputs)
+}
+
+/// Parses and validates an inputs document, leaving its content id empty for the caller.
+pub(crate) fn parse_unhashed(raw: &[u8], limits: &Limits) -> Result<Inputs, Error> {
+    json::confirm(raw, parse_document(raw, limits))
 }
 
 fn parse_document(src: &[u8], limits: &Limits) -> Result<Inputs, Error> {
@@ -108,6 +113,8 @@ struct Doc {
     kinds: Vec<String>,
     actors: Option<Actors>,
     events: Events,
+    /// The events summed while scanning, when `actors` and `kinds` came before them.
+    summed: Option<Summed>,
 }
 
 impl Doc {
@@ -129,9 +136,34 @@ impl Doc {
             Field::PoolMinor => self.pool_minor = amount(sc, name)?,
             Field::Kinds => self.kinds = kinds(sc)?,
             Field::Actors => self.actors = Some(actors(sc, limits)?),
-            Field::Events => events(sc, &mut self.events, limits)?,
+            Field::Events => {
+                if let Some(summed) = self.sum_events(sc, limits) {
+                    self.summed = Some(summed);
+                } else {
+                    events(sc, &mut self.events, limits)?;
+                }
+            }
         }
         Ok(())
+    }
+
+    /// The fast path of `events`: when `actors` and `kinds` are known, valid compact events
+    /// are summed into the dense matrix as they are scanned, nothing stored per event but the
+    /// id. `None` (cursor unmoved) for anything unusual — an event that is not plain integers,
+    /// an index out of range, a sum beyond `u64`, a bound reached, a matrix larger than the
+    /// document — which the general path then scans again and reports in the order of the spec.
+    fn sum_events(&self, sc: &mut Scanner<'_>, limits: &Limits) -> Option<Summed> {
+        let actors = self.actors.as_ref()?;
+        let (actor_count, kind_count) = (actors.rank.len(), self.kinds.len());
+        let cell_count = actor_count.checked_mul(kind_count)?;
+        if kind_count == 0 || cell_count.saturating_mul(size_of::<u64>()) > self.doc_len.max(DENSE_BYTES_MIN)
+        {
+            return None;
+        }
+        let max = limits.events_max.min(EVENTS_HARD_MAX);
+        let (summed, end) = summed_events(sc.bytes(), sc.pos(), actor_count, kind_count, cell_count, max)?;
+        sc.set_pos(end);
+        Some(summed)
     }
 
     fn finish(self) -> Result<Inputs, Error> {
@@ -143,8 +175,21 @@ impl Doc {
         let Some(actors) = self.actors else {
             return Err(Error::field(Code::Schema, "actors", "required field missing"));
         };
-        let event_count = self.events.ids.len();
-        let (usage, usage_ends) = aggregate(self.events, &actors.rank, self.kinds.len(), self.doc_len)?;
+        let (usage, usage_ends, event_count) = match self.summed {
+            Some(summed) => {
+                if let Some(i) = first_repeat(&summed.ids) {
+                    return Err(Error::at(Code::DuplicateEvent, "events", i, "event id seen twice"));
+                }
+                let (usage, ends) =
+                    usage_from_doc_cells(&summed.cells, &actors.order, self.kinds.len(), summed.ids.len());
+                (usage, ends, summed.ids.len())
+            }
+            None => {
+                let event_count = self.events.ids.len();
+                let (usage, ends) = aggregate(self.events, &actors.rank, self.kinds.len(), self.doc_len)?;
+                (usage, ends, event_count)
+            }
+        };
         Ok(Inputs {
             cid: String::new(),
             epoch: self.epoch,
@@ -265,6 +310,8 @@ struct Actors {
     ends: Vec<u32>,
     /// Document index → position in sorted order.
     rank: Vec<u32>,
+    /// Position in sorted order → document index.
+    order: Vec<u32>,
 }
 
 fn actors(sc: &mut Scanner<'_>, limits: &Limits) -> Result<Actors, Error> {
@@ -281,6 +328,20 @@ fn actors(sc: &mut Scanner<'_>, limits: &Limits) -> Result<Actors, Error> {
         if sc.peek() != Some(b'"') {
             return Err(Error::at(Code::InvalidActor, "actors", i, "an actor id must be a string"));
         }
+        let b = sc.bytes();
+        let start = sc.pos() + 1;
+        if let Some(end) = plain_string_end(b, start) {
+            // Every byte before the quote is printable ASCII other than space, `"` and `\`.
+            if !(1..=ACTOR_LEN_MAX).contains(&(end - start)) {
+                let msg = "an actor id must be 1 to 128 bytes of printable ASCII without space";
+                return Err(Error::at(Code::InvalidActor, "actors", i, msg));
+            }
+            bytes.extend_from_slice(&b[start..end]);
+            sc.set_pos(end + 1);
+            let end = u32::try_from(bytes.len()).map_err(|_| limit_exceeded("actors", i))?;
+            ends.push(end);
+            return Ok(());
+        }
         // Not checked for UTF-8: an actor id must be ASCII anyway.
         let actor = sc.string_bytes()?;
         if !is_actor(&actor) {
@@ -292,12 +353,53 @@ fn actors(sc: &mut Scanner<'_>, limits: &Limits) -> Result<Actors, Error> {
         ends.push(end);
         Ok(())
     })?;
+    // Zero padding, so that the sort may read 16 bytes at any id.
+    bytes.extend_from_slice(&[0; 16]);
     sort_actors(&bytes, &ends)
 }
 
+/// The offset of the `"` that ends a string whose contents start at `i`, when every byte
+/// before it is in 0x21..=0x7E and none is `\\`; `None` otherwise (an escape, a space, a
+/// control or non-ASCII byte, the end of the input): eight bytes at a time.
+#[inline]
+fn plain_string_end(b: &[u8], mut i: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = ONES * 0x80;
+    // Flags (high bit) the bytes below 0x21, from 0x7F, `"` and `\\`. Only the lowest flag is
+    // exact (borrows and carries run upwards from a flagged byte); it is the only one used.
+    let stops = |w: u64| {
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        (w.wrapping_sub(ONES * 0x21) & !w)
+            | w
+            | w.wrapping_add(ONES)
+            | (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+    };
+    while let Some(w) = load8(b, i) {
+        let hits = stops(w) & HIGHS;
+        if hits != 0 {
+            let at = i + (hits.trailing_zeros() / 8) as usize;
+            return (b[at] == b'"').then_some(at);
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'"' => return Some(i),
+            0x21..=0x7E if c != b'\\' => i += 1,
+            _ => return None,
+        }
+    }
+    None
+}
+
 /// Sorts the actors by id (byte order) and rejects a repeated id.
+/// `bytes` holds the ids and then at least 16 zero bytes.
 fn sort_actors(bytes: &[u8], ends: &[u32]) -> Result<Actors, Error> {
     let n = ends.len();
+    let padded = bytes;
+    let bytes = &padded[..ends.last().map_or(0, |&e| e as usize)];
     // `ends` ascends to `bytes.len()`, so every span is in range.
     let span = |i: usize| {
         let start = if i == 0 { 0 } else { ends[i - 1] as usize };
@@ -311,12 +413,15 @@ fn sort_actors(bytes: &[u8], ends: &[u32]) -> Result<Actors, Error> {
     // sorted again on the next 12, until the ids end; equal ids stay in index order.
     const KEY: usize = 12;
     let key_at = |i: usize, offset: usize| {
-        let rest = id(i).get(offset..).unwrap_or_default();
+        let span = span(i);
+        let from = (span.start + offset).min(span.end);
+        let m = (span.end - from).min(KEY);
+        // 16 bytes are there to read: the padding follows the last id.
         let mut k = [0u8; 16];
-        let m = rest.len().min(KEY);
-        k[..m].copy_from_slice(&rest[..m]);
-        // n <= ACTORS_HARD_MAX, so the index fits in the low 32 bits.
-        u128::from_be_bytes(k) | i as u128
+        k.copy_from_slice(&padded[from..from + 16]);
+        // Only the id's own bytes (at most 12) are kept; n <= ACTORS_HARD_MAX, so the index
+        // fits in the low 32 bits.
+        u128::from_be_bytes(k) & !(u128::MAX >> (8 * m)) | i as u128
     };
     let index = |k: u128| (k as u32) as usize;
     // Start past the prefix all ids share.
@@ -328,26 +433,33 @@ fn sort_actors(bytes: &[u8], ends: &[u32]) -> Result<Actors, Error> {
     // Ranges of `order` still to sort, with the offset of their keys; a range's ids agree
     // up to that offset, and ids are at most ACTOR_LEN_MAX bytes, so this ends.
     let mut todo = vec![(0..n, common)];
+    let mut scratch: Vec<u128> = Vec::new();
+    // The smallest index of an id equal to one before it.
+    let mut repeat: Option<usize> = None;
     while let Some((range, offset)) = todo.pop() {
         let part = &mut order[range.clone()];
-        part.sort_unstable();
+        sort_keys(part, &mut scratch);
         let next = offset + KEY;
         let mut start = 0;
         for group in part.chunk_by_mut(|a, b| a >> 32 == b >> 32) {
             let len = group.len();
-            // Ids that all end within the key are equal: nothing more to sort.
-            if len > 1 && group.iter().any(|&k| id(index(k)).len() > next) {
-                for k in group.iter_mut() {
-                    *k = key_at(index(*k), next);
+            if len > 1 {
+                if group.iter().any(|&k| id(index(k)).len() > next) {
+                    for k in group.iter_mut() {
+                        *k = key_at(index(*k), next);
+                    }
+                    todo.push((range.start + start..range.start + start + len, next));
+                } else {
+                    // Ids that all end within the key are equal (ids hold no zero byte), in
+                    // document order: the second is the first repeat of the group.
+                    let second = index(group[1]);
+                    repeat = Some(repeat.map_or(second, |r| r.min(second)));
                 }
-                todo.push((range.start + start..range.start + start + len, next));
             }
             start += len;
         }
     }
 
-    // Equal ids are neighbours, in document order; the second of the earliest pair is reported.
-    let repeat = order.windows(2).filter(|w| id(index(w[0])) == id(index(w[1]))).map(|w| index(w[1])).min();
     if let Some(i) = repeat {
         return Err(Error::at(Code::DuplicateActor, "actors", i, "actor id listed twice"));
     }
@@ -355,16 +467,69 @@ fn sort_actors(bytes: &[u8], ends: &[u32]) -> Result<Actors, Error> {
     let mut sorted = Vec::with_capacity(bytes.len());
     let mut sorted_ends = Vec::with_capacity(n);
     let mut rank = vec![0u32; n];
+    let mut by_rank = Vec::with_capacity(n);
     for (r, &k) in order.iter().enumerate() {
         let i = index(k);
         sorted.extend_from_slice(id(i));
         sorted_ends.push(sorted.len() as u32); // the same total length as `bytes`
         rank[i] = r as u32; // r < n
+        by_rank.push(i as u32);
     }
     // Every id was checked to be printable ASCII.
     let bytes =
         String::from_utf8(sorted).map_err(|_| Error::new(Code::Internal, "actor ids are not ASCII"))?;
-    Ok(Actors { bytes, ends: sorted_ends, rank })
+    Ok(Actors { bytes, ends: sorted_ends, rank, order: by_rank })
+}
+
+/// Sorts multikey-sort keys (12 key bytes above a 32-bit index, which ascends among equal key
+/// bytes on entry) in plain `u128` order: a least-significant-digit radix sort over the key
+/// bytes that differ between keys (stable, so equal key bytes keep their index order), or
+/// the standard sort for a few keys.
+#[inline(never)]
+fn sort_keys(keys: &mut [u128], scratch: &mut Vec<u128>) {
+    const SMALL: usize = 64;
+    const INDEX_BITS: u32 = 32;
+    if keys.len() <= SMALL {
+        keys.sort_unstable();
+        return;
+    }
+    // The key bits that are not the same in every key.
+    let (all, any) = keys.iter().fold((u128::MAX, 0u128), |(all, any), &k| (all & k, any | k));
+    let varying = (all ^ any) >> INDEX_BITS;
+    scratch.clear();
+    scratch.resize(keys.len(), 0);
+    let mut in_scratch = false;
+    for digit in 0..(128 - INDEX_BITS) / 8 {
+        if (varying >> (8 * digit)) as u8 == 0 {
+            continue;
+        }
+        // The digit's byte, from the 64-bit half that holds it.
+        let high = INDEX_BITS + 8 * digit >= 64;
+        let shift = (INDEX_BITS + 8 * digit) % 64;
+        let byte = |k: u128| usize::from((if high { (k >> 64) as u64 } else { k as u64 } >> shift) as u8);
+        let (src, dst): (&[u128], &mut [u128]) =
+            if in_scratch { (&*scratch, &mut *keys) } else { (&*keys, &mut scratch[..]) };
+        let mut starts = [0usize; 256];
+        for &k in src {
+            starts[byte(k)] += 1;
+        }
+        let mut total = 0;
+        for slot in starts.iter_mut() {
+            let count = *slot;
+            *slot = total;
+            total += count;
+        }
+        for &k in src {
+            let slot = &mut starts[byte(k)];
+            // The slots of a digit end at the start of the next: in range.
+            dst[*slot] = k;
+            *slot += 1;
+        }
+        in_scratch = !in_scratch;
+    }
+    if in_scratch {
+        keys.copy_from_slice(scratch);
+    }
 }
 
 /// One event as scanned; `actor` and `kind` saturate (both are range-checked later).
@@ -622,6 +787,229 @@ fn slow_event(sc: &mut Scanner<'_>, index: usize) -> Result<Event, Error> {
         .ok_or_else(|| bad("units must be an integer from 0 to 2^53-1"))?;
     // Both in range here, so `new` keeps the event.
     Event::new(id, actor, kind, units).ok_or_else(|| bad("event_id or units out of range"))
+}
+
+/// Events summed while they were scanned ([`Doc::sum_events`]).
+struct Summed {
+    /// Per document actor index × kind: [`TOUCHED`] | the sum of units, 0 when no event
+    /// touched it.
+    cells: Vec<u64>,
+    /// The event ids in document order (for `duplicate_event`, after the whole document).
+    ids: Vec<u64>,
+}
+
+/// The bit of a summed cell that says an event touched it (a sum of 0 units still counts).
+const TOUCHED: u64 = 1 << 63;
+/// A summed cell whose sum reaches this bit falls back to the 128-bit sums: one more event
+/// of at most 2^53 − 1 units can then never carry into [`TOUCHED`] or beyond.
+const SUM_SENTINEL: u64 = 1 << 62;
+
+/// Bytes of the document an event of the fast path is read from; a window of that many
+/// bytes plus one word must remain (the last events take the general path). Every offset
+/// inside it is masked to the window, which costs one instruction where a bounds check
+/// costs two, and keeps the fast path free of panics.
+const WINDOW: usize = 128;
+/// The window plus the word a read at its last offset takes.
+const WINDOW_READ: usize = WINDOW + 8;
+
+const _: () = assert!(WINDOW.is_power_of_two());
+// Four numbers of 15 digits and five separators fit in the window.
+const _: () = assert!(4 * 15 + 5 < WINDOW);
+const _: () = assert!(INT_MAX < SUM_SENTINEL && SUM_SENTINEL < TOUCHED);
+
+/// Scans the `events` array at `start` (its `[`) summing each event into a matrix of
+/// `cell_count` cells; returns the sums and the offset past the array, or `None` at the
+/// first thing the fast path does not take (see [`Doc::sum_events`]).
+#[inline(never)]
+fn summed_events(
+    b: &[u8],
+    start: usize,
+    actor_count: usize,
+    kind_count: usize,
+    cell_count: usize,
+    max: usize,
+) -> Option<(Summed, usize)> {
+    if b.get(start) != Some(&b'[') {
+        return None;
+    }
+    let mut p = json::skip_ws(b, start + 1);
+    let mut cells = vec![0u64; cell_count];
+    if b.get(p) == Some(&b']') {
+        return Some((Summed { cells, ids: Vec::new() }, p + 1));
+    }
+    // A compact event takes at least 10 bytes, typical ones about 30.
+    let mut ids: Vec<u64> = Vec::with_capacity((b.len().saturating_sub(p) / 24).min(max));
+    // Every stored sum, or-ed: SUM_SENTINEL set means some sum grew too large.
+    let mut sums_seen = 0u64;
+    let (actor_count, kind_count_u64) = (actor_count as u64, kind_count as u64);
+    loop {
+        if ids.len() >= max {
+            return None;
+        }
+        let quick = match window_at(b, p) {
+            Some(window) => {
+                window_event(window).map(|(id, actor, kind, units, len)| (id, actor, kind, units, p + len))
+            }
+            None => None,
+        };
+        let (id, actor, kind, units, next) = match quick {
+            Some(event) => event,
+            None => {
+                let (e, next) = compact_event(b, p).or_else(|| spaced_event(b, p))?;
+                (e.id, u64::from(e.actor), e.kind, e.units, next)
+            }
+        };
+        if actor >= actor_count || kind >= kind_count_u64 {
+            return None;
+        }
+        // actor < actor_count and kind < kind_count: the cell is in range.
+        let cell = &mut cells[actor as usize * kind_count + kind as usize];
+        let sum = (*cell | TOUCHED) + units;
+        *cell = sum;
+        sums_seen |= sum;
+        ids.push(id);
+        p = next;
+        if b.get(p) != Some(&b',') {
+            p = json::skip_ws(b, p);
+            match b.get(p) {
+                Some(b',') => {}
+                Some(b']') if sums_seen & SUM_SENTINEL == 0 => {
+                    return Some((Summed { cells, ids }, p + 1));
+                }
+                _ => return None,
+            }
+        }
+        p += 1;
+        if b.get(p) != Some(&b'[') {
+            p = json::skip_ws(b, p);
+        }
+    }
+}
+
+/// The window of the fast event reader at an event whose `[` is at `p`, when the document
+/// has that many bytes after it.
+#[inline(always)]
+fn window_at(b: &[u8], p: usize) -> Option<&[u8; WINDOW_READ]> {
+    let window: &[u8; WINDOW_READ] = b.get(p..p + WINDOW_READ)?.try_into().ok()?;
+    (window[0] == b'[').then_some(window)
+}
+
+/// The bytes of a word XOR `'0'` (digits become 0..=9), and a mask with the high bit set in
+/// every byte that is not an ASCII digit. Only the lowest flagged byte is exact (a byte of
+/// 0x8A or more carries into the next): enough to find where the digits end.
+#[inline(always)]
+fn classify(w: u64) -> (u64, u64) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let t = w ^ (ONES * u64::from(b'0'));
+    (t, (t.wrapping_add(ONES * 0x76) | t) & (ONES * 0x80))
+}
+
+/// The value of the `n` (1..=8) digits in the low bytes of `t` (as from [`classify`]), the
+/// first one the most significant: three multiply-shift steps over pairs, quads, octets.
+#[inline(always)]
+fn octet_value(t: u64, n: u32) -> u64 {
+    // The digits move to the top bytes; the zeros shifted in below are leading zeros.
+    let v = t << ((64 - 8 * n) & 63);
+    let v = (v.wrapping_mul(10 << 8 | 1) >> 8) & 0x00FF_00FF_00FF_00FF;
+    let v = (v.wrapping_mul(100 << 16 | 1) >> 16) & 0x0000_FFFF_0000_FFFF;
+    v.wrapping_mul(10_000 << 32 | 1) >> 32
+}
+
+/// The 8 bytes of the window at `o` (masked into the window).
+#[inline(always)]
+fn window_word(w: &[u8; WINDOW_READ], o: usize) -> u64 {
+    let o = o & (WINDOW - 1);
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&w[o..o + 8]);
+    u64::from_le_bytes(word)
+}
+
+/// The byte of the window at `o` (masked into the window).
+#[inline(always)]
+fn window_byte(w: &[u8; WINDOW_READ], o: usize) -> u8 {
+    w[o & (WINDOW - 1)]
+}
+
+/// A JSON integer of 1 to 15 digits at offset `s` of the window (no leading zero): its
+/// value and the offset past it.
+#[inline(always)]
+fn window_uint(w: &[u8; WINDOW_READ], s: usize) -> Option<(u64, usize)> {
+    let (t, nd) = classify(window_word(w, s));
+    let (value, n) = if nd != 0 {
+        let n = nd.trailing_zeros() / 8;
+        if n == 0 {
+            return None;
+        }
+        (octet_value(t, n), n)
+    } else {
+        let (t2, nd2) = classify(window_word(w, s + 8));
+        let m = nd2.trailing_zeros() / 8;
+        match m {
+            0 => (octet_value(t, 8), 8),
+            // Below 10^15: no overflow.
+            1..=7 => (octet_value(t, 8) * POW10[m as usize] + octet_value(t2, m), 8 + m),
+            _ => return None,
+        }
+    };
+    // A leading zero: the first digit is 0 and others follow.
+    if t as u8 == 0 && n > 1 {
+        return None;
+    }
+    Some((value, s + n as usize))
+}
+
+/// A compact event `[id,actor,kind,units]` at the start of the window, of plain integers of
+/// up to 15 digits: `(id, actor, kind, units, length)`. The 15-digit bound keeps ids and
+/// units at or below 2^53 − 1 without a comparison.
+#[inline(always)]
+fn window_event(w: &[u8; WINDOW_READ]) -> Option<(u64, u64, u64, u64, usize)> {
+    let (id, o) = window_uint(w, 1)?;
+    if window_byte(w, o) != b',' {
+        return None;
+    }
+    let (actor, o) = window_uint(w, o + 1)?;
+    if window_byte(w, o) != b',' {
+        return None;
+    }
+    // A kind index is mostly one digit.
+    let d = window_byte(w, o + 1).wrapping_sub(b'0');
+    let (kind, o) = if d < 10 && window_byte(w, o + 2) == b',' {
+        (u64::from(d), o + 2)
+    } else {
+        let (kind, o) = window_uint(w, o + 1)?;
+        if window_byte(w, o) != b',' {
+            return None;
+        }
+        (kind, o)
+    };
+    let (units, o) = window_uint(w, o + 1)?;
+    if window_byte(w, o) != b']' {
+        return None;
+    }
+    Some((id, actor, kind, units, o + 1))
+}
+
+/// Usage from the dense matrix of 1 + sums indexed by document actor index, in sorted order.
+fn usage_from_doc_cells(
+    cells: &[u64],
+    order: &[u32],
+    kind_count: usize,
+    event_count: usize,
+) -> (Vec<Usage>, Vec<u32>) {
+    let mut usage: Vec<Usage> = Vec::with_capacity(cells.len().min(event_count));
+    let mut usage_ends: Vec<u32> = Vec::with_capacity(order.len());
+    for &i in order {
+        let start = i as usize * kind_count;
+        // i < actor_count, so the row is inside the matrix.
+        for (k, &cell) in cells[start..start + kind_count].iter().enumerate() {
+            if cell != 0 {
+                // k < kind_count <= KINDS_MAX: fits in a u16.
+                usage.push(Usage { kind: k as u16, units: u128::from(cell & !TOUCHED) });
+            }
+        }
+        usage_ends.push(usage.len() as u32); // usage.len() <= events <= EVENTS_HARD_MAX
+    }
+    (usage, usage_ends)
 }
 
 /// Checks the events against the actors and kinds (the first bad one in document order),
@@ -1145,6 +1533,59 @@ mod tests {
     }
 
     #[test]
+    fn window_reader_agrees_with_the_general_reader() {
+        // Events of numbers of 0 to 17 digits (leading zeros too), odd separators and bytes,
+        // each followed by enough bytes for the window; whatever the window reader accepts,
+        // the general compact reader reads the same, and plain events are accepted.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut accepted = 0;
+        for _ in 0..50_000 {
+            let mut event = b"[".to_vec();
+            let odd = next() % 8 == 0;
+            for (j, sep) in [b',', b',', b',', b']'].into_iter().enumerate() {
+                let len = if next() % 4 == 0 { (next() % 18) as usize } else { 1 + (next() % 9) as usize };
+                let len = if j == 2 && next() % 2 == 0 { 1 } else { len };
+                for d in 0..len {
+                    let digit = if d == 0 && next() % 6 != 0 {
+                        b'1' + (next() % 9) as u8
+                    } else {
+                        b'0' + (next() % 10) as u8
+                    };
+                    event.push(digit);
+                }
+                event.push(if odd && next() % 3 == 0 { b" .e-:x\xff"[(next() % 7) as usize] } else { sep });
+            }
+            let mut doc = event.clone();
+            doc.extend_from_slice(&b",[1,2,3,4]".repeat(20));
+            let window: &[u8; WINDOW_READ] = doc[..WINDOW_READ].try_into().unwrap();
+            let fast = window_event(window);
+            let general =
+                compact_event(&doc, 0).map(|(e, next)| (e.id, u64::from(e.actor), e.kind, e.units, next));
+            if let Some((id, actor, kind, units, next)) = fast {
+                accepted += 1;
+                // The general reader saturates indices (both are then out of range).
+                let saturated = (id, actor.min(u64::from(u32::MAX)), kind.min(KIND_SATURATED), units, next);
+                assert_eq!(Some(saturated), general, "{}", String::from_utf8_lossy(&event));
+            } else if let Some((id, actor, kind, units, _)) = general {
+                // Declined only with a number the window reader leaves to the general one.
+                let digits = |v: u64| v.to_string().len();
+                assert!(
+                    digits(id) > 15 || digits(units) > 15 || digits(actor) > 15 || digits(kind) > 15,
+                    "declined {}",
+                    String::from_utf8_lossy(&event)
+                );
+            }
+        }
+        assert!(accepted > 10_000, "{accepted}");
+    }
+
+    #[test]
     fn digit_count_stops_at_the_first_non_digit() {
         for bytes in
             [*b"12345678", *b"1234/678", *b"123:5678", *b"\xff2345678", *b"12\xfa\xff5678", *b"0000000a"]
@@ -1171,6 +1612,7 @@ mod tests {
             bytes.extend_from_slice(id.as_bytes());
             ends.push(bytes.len() as u32);
         }
+        bytes.extend_from_slice(&[0; 16]);
         match sort_actors(&bytes, &ends) {
             Ok(a) => {
                 let mut start = 0;

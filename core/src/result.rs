@@ -57,10 +57,7 @@ pub struct ResultMeta<'a> {
 /// Renders the API.md §1.2 body in one buffer.
 pub fn render(run: &Run, signatures: &Signatures, meta: &ResultMeta<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(2560 + meta.allocations.map_or(0, <[u8]>::len));
-    out.extend_from_slice(b"{\"manifest\":");
-    write_json(&mut out, run.manifest());
-    out.extend_from_slice(b",\"manifest_digest\":");
-    write_json(&mut out, &run.manifest_digest());
+    write_manifest(&mut out, run);
     out.extend_from_slice(b",\"signatures\":");
     write_json(&mut out, &SignaturesView(signatures));
     if let Some(allocations) = meta.allocations {
@@ -74,6 +71,27 @@ pub fn render(run: &Run, signatures: &Signatures, meta: &ResultMeta<'_>) -> Vec<
     write_json(&mut out, &Timing { compute_ms: meta.compute_ms });
     out.push(b'}');
     out
+}
+
+/// The members of a §1.2 body that describe the run itself, in their order — `manifest`,
+/// `manifest_digest`, `allocations` — without `signatures`, `ledger` or `timing`: an unsigned
+/// run computed where nothing is sent or timed (the FFI's `compute_json`). The same bytes
+/// for the same documents and tenant on every device.
+pub fn render_unsigned(run: &Run) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024 + run.outcome().payees.len() * ALLOCATION_BYTES_TYPICAL);
+    write_manifest(&mut out, run);
+    out.extend_from_slice(b",\"allocations\":");
+    write_allocations(&mut out, run);
+    out.push(b'}');
+    out
+}
+
+/// Opens a body with the run's `manifest` and `manifest_digest`, the first members of both.
+fn write_manifest(out: &mut Vec<u8>, run: &Run) {
+    out.extend_from_slice(b"{\"manifest\":");
+    write_json(out, run.manifest());
+    out.extend_from_slice(b",\"manifest_digest\":");
+    write_json(out, &run.manifest_digest());
 }
 
 /// The `allocations` array of a run: the bulk of a full answer (about 80 bytes a payee), and

@@ -701,6 +701,52 @@ impl Overlap for CountingThreads {
     }
 }
 
+/// An inputs document of more than `bytes` bytes (compact events), with an event id varied
+/// by `salt` (same length for salts of the same number of digits).
+fn big_inputs(bytes: usize, salt: u64) -> Vec<u8> {
+    let mut doc = String::from(
+        r#"{"schema":"rewarder.inputs.v1","epoch":"big","pool_minor":"1000000","kinds":["k","j"],"actors":["a","b","c"],"events":["#,
+    );
+    let mut i = 0u64;
+    while doc.len() < bytes {
+        let id = if i == 0 { salt } else { 1_000_000 + i };
+        doc.push_str(&format!("[{id},{},{},{}],", i % 3, i % 2, i % 1000));
+        i += 1;
+    }
+    doc.pop();
+    doc.push_str("]}");
+    doc.into_bytes()
+}
+
+#[test]
+fn large_uploads_are_hashed_once_beside_the_parse_and_re_uploads_skip_the_parse() {
+    let threads = Arc::new(CountingThreads::default());
+    let n = Setup { overlap: Some(threads.clone()), ..Setup::default() }.node();
+    let inputs = big_inputs(2 << 20, 11);
+    let first = n.put_inputs(&inputs, None);
+    assert_eq!(first.status(), 201, "{}", first.json);
+    assert_eq!(first.json["inputs_cid"], rewarder_core::commit::content_id(&inputs));
+    // Hashed on the second thread, once.
+    assert_eq!(threads.0.load(Ordering::SeqCst), 1);
+    // The same bytes again: hashed first (a stored document of that length), answered 200.
+    let again = n.put_inputs(&inputs, None);
+    assert_eq!((again.status(), &again.json), (200, &first.json));
+    assert_eq!(threads.0.load(Ordering::SeqCst), 1);
+    // Other bytes of the same length: hashed first, not found, parsed and stored.
+    let other = big_inputs(2 << 20, 12);
+    assert_eq!(other.len(), inputs.len());
+    let third = n.put_inputs(&other, None);
+    assert_eq!(third.status(), 201, "{}", third.json);
+    assert_eq!(third.json["inputs_cid"], rewarder_core::commit::content_id(&other));
+    assert_ne!(third.json["inputs_cid"], first.json["inputs_cid"]);
+    // A refused large document is refused the same way on either path.
+    let mut bad = big_inputs(2 << 20, 13);
+    let at = bad.len() - 3;
+    bad[at] = b'x';
+    assert_eq!(n.put_inputs(&bad, None).code(), "malformed_json");
+    assert_eq!(Setup::default().node().put_inputs(&bad, None).code(), "malformed_json");
+}
+
 #[test]
 fn pq_signing_overlaps_the_answer_once_per_run_and_changes_no_byte() {
     let threads = Arc::new(CountingThreads::default());

@@ -1,6 +1,7 @@
 //! The in-process Rust side of the FFI overhead measurement (scripts/ffi-bench.sh): times
-//! `compute` on an epoch's documents called from Rust (no foreign boundary), and the core
-//! alone (parse, compute, commit) for reference. The Kotlin side is
+//! `compute` and `compute_json` on an epoch's documents called from Rust (no foreign
+//! boundary), and the core alone (parse, compute, commit) for reference; each pair
+//! interleaved. The last `rust_core_compute` line printed is the one the script reads. The Kotlin side is
 //! android/src/bench/kotlin/rewarder/android/ComputeTiming.kt, with the same method.
 //!
 //! `cargo run --release -p rewarder-ffi --example compute_timing -- DIR [ITERATIONS]`
@@ -60,10 +61,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let policy = std::fs::read(dir.join("policy.json"))?;
 
     time_pair(
+        ["rust_ffi_compute_json", "rust_core_compute"],
+        iterations,
+        || {
+            black_box(rewarder_ffi::compute_json(&inputs, &policy, "default".into()).unwrap());
+        },
+        || {
+            let parsed = Arc::new(Inputs::parse(&inputs, &Limits::UNBOUNDED).unwrap());
+            let policy = Policy::parse(&policy).unwrap();
+            black_box(Run::compute(&parsed, &policy, "default").unwrap());
+        },
+    );
+    time_pair(
         ["rust_ffi_compute", "rust_core_compute"],
         iterations,
         || {
-            black_box(rewarder_ffi::compute(inputs.clone(), policy.clone(), "default".into()).unwrap());
+            black_box(rewarder_ffi::compute(&inputs, &policy, "default".into()).unwrap());
         },
         || {
             let parsed = Arc::new(Inputs::parse(&inputs, &Limits::UNBOUNDED).unwrap());

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use rewarder_core::result;
 use rewarder_core::service::auth;
 use rewarder_core::{
     Code, Comparison, Error, Inputs, Limits, Policy, PublicKey, Run, commit, compare, manifest, merkle, sign,
@@ -17,19 +18,41 @@ use crate::records::{self, CompareOutput, ComputeOutput, Manifest, ProofStep, Tr
 /// as a node would (CALCULUS.md): the same bytes give the same run id, allocations and
 /// digest on every device. The result is not signed (signing keys stay on servers).
 ///
-/// `inputs` and `policy` are the raw JSON documents; `tenant` is 1–64 characters of
+/// `inputs` and `policy` are the raw JSON documents, borrowed for the call (they cross the
+/// boundary as one buffer, not byte by byte); `tenant` is 1–64 characters of
 /// `[A-Za-z0-9._-]` (`default` for a node without authentication). Runs on the calling
 /// thread, in time linear in the events (milliseconds for thousands of actors).
 ///
 /// Errors: `Invalid` with the code of the refused document (`schema`, `invalid_amount`,
 /// `duplicate_event`, … or `bad_request` for the tenant); `Internal` if an invariant failed.
 #[uniffi::export]
-pub fn compute(inputs: Vec<u8>, policy: Vec<u8>, tenant: String) -> Result<ComputeOutput, RewarderError> {
-    check_tenant(&tenant)?;
-    let inputs = Arc::new(Inputs::parse(&inputs, &Limits::UNBOUNDED)?);
-    let policy = Policy::parse(&policy)?;
-    let run = Run::compute(&inputs, &policy, &tenant)?;
+pub fn compute(inputs: &[u8], policy: &[u8], tenant: String) -> Result<ComputeOutput, RewarderError> {
+    let run = run(inputs, policy, &tenant)?;
     Ok(ComputeOutput::from(&run))
+}
+
+/// [`compute`], answered as JSON text instead of records: `{"manifest", "manifest_digest",
+/// "allocations"}`, the members of a compute result body (API.md §1.2) that describe the
+/// run, unsigned. For large epochs: one buffer crosses the boundary (a string's bytes are
+/// handed over whole, where a byte vector would be written out byte by byte) instead of one
+/// record per payee, and the app parses what it reads (or hands the text on).
+///
+/// Errors: as [`compute`].
+#[uniffi::export]
+pub fn compute_json(inputs: &[u8], policy: &[u8], tenant: String) -> Result<String, RewarderError> {
+    let run = run(inputs, policy, &tenant)?;
+    // The rendering writes JSON (UTF-8) only.
+    String::from_utf8(result::render_unsigned(&run))
+        .map_err(|_| Error::new(Code::Internal, "the result is not UTF-8").into())
+}
+
+/// The run of [`compute`] and [`compute_json`]: the tenant checked first, then the inputs
+/// parsed, then the policy.
+fn run(inputs: &[u8], policy: &[u8], tenant: &str) -> Result<Run, Error> {
+    check_tenant(tenant)?;
+    let inputs = Arc::new(Inputs::parse(inputs, &Limits::UNBOUNDED)?);
+    let policy = Policy::parse(policy)?;
+    Run::compute(&inputs, &policy, tenant)
 }
 
 /// Compares the run of a sealed inputs document under `policy_a` with its run under
@@ -37,7 +60,8 @@ pub fn compute(inputs: Vec<u8>, policy: Vec<u8>, tenant: String) -> Result<Compu
 /// totals, Gini, top shares, actors capped and under the dust threshold), the `top` actors
 /// whose payout changes most, and — when `actor` names one of the inputs — that actor's row,
 /// so an app can show a participant its payout under a proposed policy. Each side is exactly
-/// the run `compute` returns for the same documents and tenant.
+/// the run `compute` returns for the same documents and tenant. The documents are borrowed
+/// for the call, as `compute`'s are.
 ///
 /// Runs on the calling thread: two computes and a sort of the movers.
 ///
@@ -46,9 +70,9 @@ pub fn compute(inputs: Vec<u8>, policy: Vec<u8>, tenant: String) -> Result<Compu
 /// invariant failed.
 #[uniffi::export]
 pub fn compare(
-    inputs: Vec<u8>,
-    policy_a: Vec<u8>,
-    policy_b: Vec<u8>,
+    inputs: &[u8],
+    policy_a: &[u8],
+    policy_b: &[u8],
     tenant: String,
     top: u32,
     actor: Option<String>,
@@ -57,8 +81,8 @@ pub fn compare(
     let top = usize::try_from(top).ok().filter(|t| *t <= compare::TOP_MAX).ok_or_else(|| {
         Error::field(Code::BadRequest, "top", format!("top must be at most {}", compare::TOP_MAX))
     })?;
-    let inputs = Arc::new(Inputs::parse(&inputs, &Limits::UNBOUNDED)?);
-    let (policy_a, policy_b) = (Policy::parse(&policy_a)?, Policy::parse(&policy_b)?);
+    let inputs = Arc::new(Inputs::parse(inputs, &Limits::UNBOUNDED)?);
+    let (policy_a, policy_b) = (Policy::parse(policy_a)?, Policy::parse(policy_b)?);
     let comparison = Comparison::compute(&inputs, &policy_a, &policy_b, &tenant)?;
     Ok(CompareOutput::new(&comparison, top, actor.as_deref()))
 }
@@ -74,8 +98,8 @@ fn check_tenant(tenant: &str) -> Result<(), Error> {
 /// The content id of a sealed document, `"b3:" + hex(BLAKE3(bytes))`: what a node answers
 /// as `inputs_cid` / `policy_hash` for the same bytes.
 #[uniffi::export]
-pub fn content_id(bytes: Vec<u8>) -> String {
-    commit::content_id(&bytes)
+pub fn content_id(bytes: &[u8]) -> String {
+    commit::content_id(bytes)
 }
 
 /// The digest of a manifest (CALCULUS.md §4), `"b3:…"`: what the signatures sign.
@@ -171,15 +195,17 @@ mod tests {
 
     #[test]
     fn a_bad_tenant_is_invalid_before_any_parsing() {
-        let e = compute(Vec::new(), Vec::new(), "has space".into()).unwrap_err();
+        let e = compute(&[], &[], "has space".into()).unwrap_err();
+        assert!(matches!(e, RewarderError::Invalid { ref code, .. } if code == "bad_request"), "{e}");
+        let e = compute_json(&[], &[], "has space".into()).unwrap_err();
         assert!(matches!(e, RewarderError::Invalid { ref code, .. } if code == "bad_request"), "{e}");
     }
 
     #[test]
     fn compare_refuses_a_bad_tenant_or_top_before_any_parsing() {
-        let e = compare(Vec::new(), Vec::new(), Vec::new(), "a b".into(), 1, None).unwrap_err();
+        let e = compare(&[], &[], &[], "a b".into(), 1, None).unwrap_err();
         assert!(matches!(e, RewarderError::Invalid { ref code, .. } if code == "bad_request"), "{e}");
-        let e = compare(Vec::new(), Vec::new(), Vec::new(), "default".into(), 10_001, None).unwrap_err();
+        let e = compare(&[], &[], &[], "default".into(), 10_001, None).unwrap_err();
         assert!(matches!(e, RewarderError::Invalid { ref code, .. } if code == "bad_request"), "{e}");
     }
 

@@ -28,7 +28,8 @@ mod error;
 mod records;
 
 pub use api::{
-    compare, compute, content_id, manifest_digest, verify_allocation, verify_result, verify_signature,
+    compare, compute, compute_json, content_id, manifest_digest, verify_allocation, verify_result,
+    verify_signature,
 };
 #[cfg(feature = "embedded")]
 pub use embedded::EmbeddedNode;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rewarder_ffi::{
     Allocation, EmbeddedConfig, EmbeddedNode, Manifest, ProofStep, RewarderError, Trust, compare, compute,
-    content_id, manifest_digest, verify_allocation, verify_result, verify_signature,
+    compute_json, content_id, manifest_digest, verify_allocation, verify_result, verify_signature,
 };
 use rewarder_testkit::golden::{cases, vectors};
 use serde_json::Value;
@@ -61,16 +61,30 @@ fn golden_vectors_come_out_of_the_surface_unchanged() {
         let want = expected(&dir);
         let (inputs, policy) = (read(&dir, "inputs.json"), read(&dir, "policy.json"));
         for tenant in ["default", "tenant-b"] {
-            let out = compute(inputs.clone(), policy.clone(), tenant.into()).unwrap();
+            let out = compute(&inputs, &policy, tenant.into()).unwrap();
             assert_eq!(out.manifest, manifest_of(&want[tenant]["manifest"]), "{} / {tenant}", dir.display());
+            // The JSON form says the same: manifest as on the wire, digest, allocations.
+            let text = compute_json(&inputs, &policy, tenant.into()).unwrap();
+            let bytes = text.as_bytes();
+            let (digest_at, list_at) =
+                (text.find(r#","manifest_digest":"#), text.find(r#","allocations":["#));
+            assert!(text.starts_with(r#"{"manifest":{"schema":"#) && text.ends_with("]}"), "{text}");
+            assert!(digest_at.is_some() && digest_at < list_at, "{text}");
+            let json: Value = serde_json::from_slice(bytes).unwrap();
+            assert_eq!(json.as_object().unwrap().len(), 3, "{text}");
+            assert_eq!(json["manifest"], want[tenant]["manifest"], "{} / {tenant}", dir.display());
+            assert_eq!(json["manifest_digest"].as_str(), Some(out.manifest_digest.as_str()));
+            let listed: Vec<Allocation> =
+                json["allocations"].as_array().unwrap().iter().map(allocation_of).collect();
+            assert_eq!(listed, out.allocations);
             assert_eq!(out.manifest_digest, want[tenant]["manifest_digest"].as_str().unwrap());
             assert_eq!(manifest_digest(out.manifest.clone()), out.manifest_digest);
             if tenant == "default" {
                 let allocations: Vec<Allocation> =
                     want["allocations"].as_array().unwrap().iter().map(allocation_of).collect();
                 assert_eq!(out.allocations, allocations, "{}", dir.display());
-                assert_eq!(content_id(inputs.clone()), out.manifest.inputs_cid);
-                assert_eq!(content_id(policy.clone()), out.manifest.policy_hash);
+                assert_eq!(content_id(&inputs), out.manifest.inputs_cid);
+                assert_eq!(content_id(&policy), out.manifest.policy_hash);
             }
         }
         if let Some(example) = want.get("proof_example") {
@@ -97,7 +111,9 @@ fn every_invalid_case_is_invalid_with_its_code() {
             "inputs" => (raw, read(&basic, "policy.json")),
             _ => (read(&basic, "inputs.json"), raw),
         };
-        let e = compute(inputs, policy, "default".into()).unwrap_err();
+        let e = compute(&inputs, &policy, "default".into()).unwrap_err();
+        assert_eq!(code_of(e), case["code"].as_str().unwrap(), "{case}");
+        let e = compute_json(&inputs, &policy, "default".into()).unwrap_err();
         assert_eq!(code_of(e), case["code"].as_str().unwrap(), "{case}");
     }
 }
@@ -258,13 +274,12 @@ fn compare_gives_the_golden_comparison_and_a_participants_row() {
     let want = expected(&golden);
     let (inputs, a, b) =
         (read(&dir, "inputs.json"), read(&dir, "policy.json"), read(&golden, "policy-b.json"));
-    let out =
-        compare(inputs.clone(), a.clone(), b.clone(), "default".into(), 100, Some("s1".into())).unwrap();
+    let out = compare(&inputs, &a, &b, "default".into(), 100, Some("s1".into())).unwrap();
     assert_eq!(out.population, 5);
     for (side, key, policy) in [(&out.a, "a", &a), (&out.b, "b", &b)] {
         assert_eq!(side.manifest, manifest_of(&want[key]["manifest"]));
         assert_eq!(side.manifest_digest, want[key]["manifest_digest"]);
-        let plain = compute(inputs.clone(), policy.clone(), "default".into()).unwrap();
+        let plain = compute(&inputs, policy, "default".into()).unwrap();
         assert_eq!((&side.manifest, &side.manifest_digest), (&plain.manifest, &plain.manifest_digest));
         let s = &want[key]["summary"];
         assert_eq!(side.summary.gini, s["gini"]);
@@ -290,10 +305,9 @@ fn compare_gives_the_golden_comparison_and_a_participants_row() {
         ("0", "39", true, false)
     );
 
-    let same =
-        compare(inputs.clone(), a.clone(), a.clone(), "default".into(), 100, Some("nobody".into())).unwrap();
+    let same = compare(&inputs, &a, &a, "default".into(), 100, Some("nobody".into())).unwrap();
     assert!(same.movers.is_empty() && same.actor.is_none());
     assert_eq!(same.a, same.b);
-    let e = compare(inputs, a, b"{}".to_vec(), "default".into(), 100, None).unwrap_err();
+    let e = compare(&inputs, &a, b"{}", "default".into(), 100, None).unwrap_err();
     assert_eq!(code_of(e), "schema");
 }

@@ -115,7 +115,14 @@ pub fn parse_encoding(value: Option<&str>) -> Result<Encoding, Error> {
 /// most the cap plus one byte is ever produced — a bomb is refused, never inflated.
 pub fn inflate_gzip(compressed: &[u8], body_max: usize, ratio_max: u32) -> Result<Vec<u8>, Error> {
     let cap = body_max.min(compressed.len().saturating_mul(ratio_max as usize));
-    let mut out = Vec::with_capacity(cap.min(compressed.len().saturating_mul(4)).min(1 << 20));
+    // The body is inflated once, into a buffer sized once: a gzip member ends with the size
+    // of its data (mod 2^32, RFC 1952 ISIZE), a hint bounded by the caps (a lying trailer
+    // only costs a buffer that grows, or one that is too large by at most the cap).
+    let hint = match compressed.len().checked_sub(4).and_then(|at| compressed.get(at..)) {
+        Some(isize) => u32::from_le_bytes([isize[0], isize[1], isize[2], isize[3]]) as usize,
+        None => 0,
+    };
+    let mut out = Vec::with_capacity(hint.min(cap).saturating_add(1));
     let read = MultiGzDecoder::new(compressed).take(cap as u64 + 1).read_to_end(&mut out);
     match read {
         Err(e) => Err(Error::new(Code::BadRequest, format!("the gzip body is invalid: {e}"))),
@@ -175,6 +182,16 @@ mod tests {
         let data = br#"{"hello":"world"}"#.repeat(10);
         let z = gzip(&data);
         assert_eq!(inflate_gzip(&z, 1 << 20, 100).unwrap(), data);
+    }
+
+    #[test]
+    fn gzip_is_inflated_once_into_a_buffer_sized_from_its_trailer() {
+        let data: Vec<u8> = (0..3 << 20).map(|i: u32| b"0123456789,[]"[(i * 7 % 13) as usize]).collect();
+        let z = gzip(&data);
+        let out = inflate_gzip(&z, 64 << 20, 10_000).unwrap();
+        assert_eq!(out, data);
+        // Never grown: the capacity is the trailer's size and the byte that tells the end.
+        assert_eq!(out.capacity(), data.len() + 1);
     }
 
     #[test]

@@ -1,52 +1,84 @@
-//! `rewarder-icount S|M|L`: one signed compute, for instruction counting under callgrind.
+//! `rewarder-icount [parse|compute|handler] S|M|L`: one operation, for instruction counting
+//! under callgrind (the deterministic gate of `scripts/perf-gate.sh`).
 //!
-//! It generates the scale's documents in memory (testkit, seed 0), parses them, then calls
-//! [`measured_compute`] exactly once: `Run::compute` + an Ed25519 signature of the manifest
-//! digest — what a run costs once its documents are stored. `scripts/perf-gate.sh` runs it as
+//! It generates the scale's documents in memory (testkit, seed 0) and prepares the operation
+//! ([`rewarder_benches::gate::Prepared`]), then calls the operation's measured function
+//! exactly once:
+//!
+//! - `compute` (the default) — `measured_compute`: `Run::compute` + an Ed25519 signature of
+//!   the manifest digest, what a run costs once its documents are stored;
+//! - `parse` — `measured_parse`: parse + validate + content id of the raw inputs bytes;
+//! - `handler` — `measured_handler`: one compute through `Service::handle` (routing, the
+//!   stores, the compute, the answer rendered with its allocations).
+//!
+//! `scripts/perf-gate.sh` runs it as
 //!
 //! ```text
 //! valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*measured_compute*' \
-//!     target/icount/rewarder-icount M
+//!     target/release/rewarder-icount compute M
 //! ```
 //!
 //! so only the instructions executed inside that function (and everything it calls) are
-//! counted: generation and parsing are outside the measured region, and the count is the same
-//! from run to run (same binary, same inputs, no clock, no randomness, no threads).
+//! counted, and the count is the same from run to run (same binary, same inputs, no clock,
+//! no randomness, no threads). It prints the document's size, for a per-byte figure.
 //!
 //! `ICOUNT_EXTRA_ITERS=N` (for demonstrating the gate only) adds N iterations of an opaque
 //! loop inside the measured region — a deliberate slowdown that never touches product code.
 //! `scripts/perf-gate.sh --demo-slowdown PCT` sets it from the committed baseline.
 
 use std::hint::black_box;
-use std::sync::Arc;
 
-use rewarder_core::{Inputs, Limits, Policy, Run, Signatures, SigningKeys};
+use rewarder_benches::gate::{Op, Prepared};
 use rewarder_testkit::Scale;
 
-/// The measured region: one compute and its Ed25519 signature, plus `extra_iters` of
-/// deliberate waste (0 outside the gate's demonstration).
-#[inline(never)]
-fn measured_compute(
-    inputs: &Arc<Inputs>,
-    policy: &Policy,
-    keys: &SigningKeys,
-    extra_iters: u64,
-) -> Signatures {
-    let run = Run::compute(inputs, policy, "default").expect("testkit documents compute");
-    let signatures = keys.sign(run.digest_bytes());
+/// Deliberate waste for the gate's demonstration: exactly 4 instructions per iteration.
+fn waste(extra_iters: u64) {
     let mut acc = 0u64;
     for i in 0..extra_iters {
         acc = black_box(acc.wrapping_add(i));
     }
     black_box(acc);
-    black_box(run);
-    signatures
+}
+
+/// The measured region of `compute`.
+#[inline(never)]
+fn measured_compute(prepared: &Prepared, extra_iters: u64) -> usize {
+    // A tag of its own, so that the three regions are never folded into one function.
+    black_box(1_u8);
+    let out = prepared.run();
+    waste(extra_iters);
+    out
+}
+
+/// The measured region of `parse`.
+#[inline(never)]
+fn measured_parse(prepared: &Prepared, extra_iters: u64) -> usize {
+    // A tag of its own, so that the three regions are never folded into one function.
+    black_box(2_u8);
+    let out = prepared.run();
+    waste(extra_iters);
+    out
+}
+
+/// The measured region of `handler`.
+#[inline(never)]
+fn measured_handler(prepared: &Prepared, extra_iters: u64) -> usize {
+    // A tag of its own, so that the three regions are never folded into one function.
+    black_box(3_u8);
+    let out = prepared.run();
+    waste(extra_iters);
+    out
 }
 
 fn main() {
-    let arg = std::env::args().nth(1).unwrap_or_default();
-    let Ok(scale) = arg.parse::<Scale>() else {
-        eprintln!("usage: rewarder-icount S|M|L  (got {arg:?})");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (op, scale) = match args.as_slice() {
+        [scale] => (Some(Op::Compute), scale.parse::<Scale>().ok()),
+        [op, scale] => (Op::from_name(op), scale.parse::<Scale>().ok()),
+        _ => (None, None),
+    };
+    let (Some(op), Some(scale)) = (op, scale) else {
+        eprintln!("usage: rewarder-icount [parse|compute|handler] S|M|L  (got {args:?})");
         std::process::exit(2);
     };
     let extra_iters = match std::env::var("ICOUNT_EXTRA_ITERS") {
@@ -56,15 +88,12 @@ fn main() {
         }),
         Err(_) => 0,
     };
-    let (inputs_raw, policy_raw) = rewarder_testkit::generate(scale, "demo", rewarder_benches::SEED);
-    let inputs = Arc::new(Inputs::parse(&inputs_raw, &Limits::UNBOUNDED).expect("testkit inputs parse"));
-    let policy = Policy::parse(&policy_raw).expect("testkit policy parses");
-    let keys = rewarder_benches::keys(false);
-    let signatures = measured_compute(black_box(&inputs), black_box(&policy), &keys, black_box(extra_iters));
-    println!(
-        "scale={scale} actors={} events={} ed25519={}…",
-        inputs.actor_count(),
-        inputs.event_count(),
-        &signatures.ed25519.signature[..16]
-    );
+    let prepared = Prepared::new(op, scale);
+    let measured = match op {
+        Op::Compute => measured_compute,
+        Op::Parse => measured_parse,
+        Op::Handler => measured_handler,
+    };
+    let out = measured(black_box(&prepared), black_box(extra_iters));
+    println!("op={} scale={scale} inputs_bytes={} result={out}", op.name(), prepared.inputs_bytes());
 }

@@ -287,8 +287,9 @@ impl Service {
     fn run(&self, inputs: &Arc<Inputs>, policy: &Policy, tenant: &str) -> Result<Arc<StoredRun>, Error> {
         let span = phase_span!("compute", actors = inputs.actor_count(), events = inputs.event_count());
         let scale = Scale::of(inputs.actor_count());
-        let (run, elapsed) =
-            self.counted_run(scale, || span.in_scope(|| Run::compute(inputs, policy, tenant)))?;
+        let (run, elapsed) = self.counted_run(scale, || {
+            span.in_scope(|| Run::compute_overlapped(inputs, policy, tenant, &*self.overlap))
+        })?;
         Ok(Arc::new(StoredRun::new(run, elapsed.as_secs_f64() * 1000.0)))
     }
 

@@ -14,6 +14,10 @@ use crate::error::{Code, Error};
 use crate::inputs::Inputs;
 use crate::policy::Policy;
 
+/// Smallest upload whose content id is hashed beside its parse: below it, the hash (tens of
+/// microseconds) costs less than handing it to another thread.
+const OVERLAP_HASH_BYTES_MIN: usize = 1 << 20;
+
 /// Seconds a client is told to wait before asking `/readyz` again when not ready.
 pub(crate) const READY_RETRY_AFTER_S: u32 = 1;
 
@@ -175,15 +179,28 @@ impl Service {
 
     /// `PUT /rewarder/inputs`: `201 {"inputs_cid","epoch","actors","events"}`, `200` when the
     /// tenant already stored these exact bytes (found by content id, not parsed again).
+    ///
+    /// The bytes are hashed once. When the tenant holds a document of the same length (a
+    /// re-upload, likely), they are hashed first and a stored one answers without a parse;
+    /// otherwise a large document is hashed on the host's second thread while this one
+    /// parses it ([`Inputs::parse_overlapped`]).
     fn put_inputs(&self, tenant: &str, raw: &[u8]) -> Result<Response, Error> {
-        let cid = crate::commit::content_id(raw);
-        let stored = lock(&self.documents).inputs(tenant, &cid);
+        let limits = &self.config.limits;
+        let maybe_stored = lock(&self.documents).may_hold_inputs(tenant, raw.len());
+        let cid = maybe_stored.then(|| crate::commit::content_id(raw));
+        let stored = cid.as_ref().and_then(|cid| lock(&self.documents).inputs(tenant, cid));
         let (inputs, new) = match stored {
             Some(inputs) => (inputs, false),
             None => {
                 let span = phase_span!("parse", bytes = raw.len());
-                let parsed = Arc::new(span.in_scope(|| Inputs::parse(raw, &self.config.limits))?);
-                lock(&self.documents).insert_inputs(tenant, parsed)?
+                let parsed = span.in_scope(|| match cid {
+                    Some(cid) => Inputs::parse_with_cid(raw, limits, cid),
+                    None if raw.len() >= OVERLAP_HASH_BYTES_MIN => {
+                        Inputs::parse_overlapped(raw, limits, &*self.overlap)
+                    }
+                    None => Inputs::parse(raw, limits),
+                })?;
+                lock(&self.documents).insert_inputs(tenant, Arc::new(parsed), raw.len())?
             }
         };
         if new {

@@ -173,7 +173,8 @@ pub trait Artifacts: Send + Sync {
 /// Two pieces of work at once, where the host has a second thread to give: a node runs the
 /// post-quantum signature (about a millisecond) beside storing, settling and rendering the
 /// rest of the answer, so that `REQUIRE_PQ_ON` costs latency only where the two cannot
-/// overlap. [`Sequential`] is the default.
+/// overlap, and hashes a large new upload (its content id) beside parsing it.
+/// [`Sequential`] is the default.
 pub trait Overlap: Send + Sync {
     /// Runs both to completion before returning.
     fn both(&self, side: &mut (dyn FnMut() + Send), main: &mut dyn FnMut());

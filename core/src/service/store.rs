@@ -13,7 +13,7 @@
 //! (`Arc`s shared with computes in flight); raw bytes go to the host's [`super::Artifacts`].
 //! They do no I/O and take no locks themselves: the service wraps each in a mutex.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::mem::{size_of, size_of_val};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -72,9 +72,15 @@ pub(crate) fn policy_weight(raw_len: usize) -> usize {
     size_of::<Policy>() + raw_len + DOCUMENT_OVERHEAD_BYTES
 }
 
+/// Most (tenant, length) pairs remembered for [`Documents::may_hold_inputs`]; past it the set
+/// starts again (a forgotten length only costs a re-upload its early answer).
+const INPUTS_LENGTHS_MAX: usize = 1 << 16;
+
 /// Parsed sealed documents of every tenant, bounded by their estimated size.
 pub(crate) struct Documents {
     fair: FairLru<DocKey, Doc>,
+    /// The byte lengths of the inputs documents stored per tenant (evicted ones may linger).
+    inputs_lengths: HashSet<(String, usize)>,
 }
 
 impl Documents {
@@ -85,7 +91,13 @@ impl Documents {
             tenant_weight_max: tenant_bytes_max.unwrap_or(usize::MAX),
             ..Bounds::shared(DOCUMENTS_MAX, bytes_max)
         };
-        Documents { fair: FairLru::new(bounds) }
+        Documents { fair: FairLru::new(bounds), inputs_lengths: HashSet::new() }
+    }
+
+    /// Whether the tenant may hold an inputs document of `len` bytes: false means it holds
+    /// none, so an upload of that length is new whatever its content id.
+    pub(crate) fn may_hold_inputs(&self, tenant: &str, len: usize) -> bool {
+        self.inputs_lengths.contains(&(tenant.to_owned(), len))
     }
 
     /// The tenant's inputs document with that content id.
@@ -111,12 +123,17 @@ impl Documents {
         &mut self,
         tenant: &str,
         inputs: Arc<Inputs>,
+        raw_len: usize,
     ) -> Result<(Arc<Inputs>, bool), OverQuota> {
         if let Some(old) = self.inputs(tenant, inputs.cid()) {
             return Ok((old, false));
         }
         let weight = inputs_weight(&inputs);
         self.fair.admits(weight)?;
+        if self.inputs_lengths.len() >= INPUTS_LENGTHS_MAX {
+            self.inputs_lengths.clear();
+        }
+        self.inputs_lengths.insert((tenant.to_owned(), raw_len));
         let key = DocKey::new(Kind::Inputs, inputs.cid());
         self.fair.insert(tenant, key, Doc::Inputs(Arc::clone(&inputs)), weight);
         Ok((inputs, true))
@@ -329,8 +346,8 @@ mod tests {
     fn documents_are_per_tenant_and_inserted_once() {
         let mut d = Documents::new(1 << 20, None);
         let i = inputs("e1", 100);
-        assert_eq!(d.insert_inputs("t1", Arc::clone(&i)).map(|(_, new)| new), Ok(true));
-        assert_eq!(d.insert_inputs("t1", Arc::clone(&i)).map(|(_, new)| new), Ok(false));
+        assert_eq!(d.insert_inputs("t1", Arc::clone(&i), 0).map(|(_, new)| new), Ok(true));
+        assert_eq!(d.insert_inputs("t1", Arc::clone(&i), 0).map(|(_, new)| new), Ok(false));
         assert!(d.inputs("t1", i.cid()).is_some());
         assert!(d.inputs("t2", i.cid()).is_none());
         assert!(d.policy("t1", i.cid()).is_none(), "kinds do not mix");
@@ -346,7 +363,7 @@ mod tests {
         let mut d = Documents::new(3 * one + one / 2, None);
         let docs: Vec<_> = (0..5).map(|n| inputs("e0", n)).collect();
         for i in &docs {
-            d.insert_inputs("t", Arc::clone(i)).unwrap();
+            d.insert_inputs("t", Arc::clone(i), 0).unwrap();
         }
         assert!(d.bytes() <= 3 * one + one / 2);
         assert!(d.inputs("t", docs[0].cid()).is_none());
@@ -381,10 +398,10 @@ mod tests {
         let one = inputs_weight(&inputs("e0", 0));
         let mut d = Documents::new(4 * one, None);
         let mine = inputs("a", 1);
-        d.insert_inputs("a", Arc::clone(&mine)).unwrap();
+        d.insert_inputs("a", Arc::clone(&mine), 0).unwrap();
         let flood: Vec<_> = (0..8).map(|n| inputs("b", n)).collect();
         for i in &flood {
-            d.insert_inputs("b", Arc::clone(i)).unwrap();
+            d.insert_inputs("b", Arc::clone(i), 0).unwrap();
         }
         assert!(d.inputs("a", mine.cid()).is_some(), "under its fair share: kept");
         assert!(d.inputs("b", flood[0].cid()).is_none());
@@ -399,11 +416,11 @@ mod tests {
         let (p, len) = policy();
         assert!(policy_weight(len) < one);
         let docs: Vec<_> = (0..3).map(|n| inputs("e0", n)).collect();
-        d.insert_inputs("b", Arc::clone(&docs[0])).unwrap();
-        d.insert_inputs("a", Arc::clone(&docs[0])).unwrap();
-        d.insert_inputs("a", Arc::clone(&docs[1])).unwrap();
+        d.insert_inputs("b", Arc::clone(&docs[0]), 0).unwrap();
+        d.insert_inputs("a", Arc::clone(&docs[0]), 0).unwrap();
+        d.insert_inputs("a", Arc::clone(&docs[1]), 0).unwrap();
         // At its quota: a's own oldest makes room, b (far under the store's bound) keeps its own.
-        d.insert_inputs("a", Arc::clone(&docs[2])).unwrap();
+        d.insert_inputs("a", Arc::clone(&docs[2]), 0).unwrap();
         assert!(d.inputs("a", docs[0].cid()).is_none());
         assert!(d.inputs("a", docs[1].cid()).is_some() && d.inputs("a", docs[2].cid()).is_some());
         assert!(d.inputs("b", docs[0].cid()).is_some());
@@ -413,7 +430,7 @@ mod tests {
         // One document heavier than the whole quota: refused, nothing changes.
         let mut tight = Documents::new(1 << 20, Some(one - 1));
         assert_eq!(
-            tight.insert_inputs("a", Arc::clone(&docs[0])).err(),
+            tight.insert_inputs("a", Arc::clone(&docs[0]), 0).err(),
             Some(OverQuota { weight: one, quota: one - 1 })
         );
         assert_eq!(tight.bytes(), 0);

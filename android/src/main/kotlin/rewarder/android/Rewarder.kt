@@ -1,6 +1,7 @@
 package rewarder.android
 
 import java.math.BigInteger
+import java.nio.ByteBuffer
 import uniffi.rewarder.Allocation
 import uniffi.rewarder.CompareOutput
 import uniffi.rewarder.ComputeOutput
@@ -43,7 +44,20 @@ object Rewarder {
      */
     @Throws(RewarderException::class)
     fun compute(inputs: ByteArray, policy: ByteArray, tenant: String = DEFAULT_TENANT): ComputeOutput =
-        uniffi.rewarder.compute(inputs, policy, tenant)
+        uniffi.rewarder.compute(inputs.asDirectBuffer(0), policy.asDirectBuffer(1), tenant)
+
+    /**
+     * [compute], answered as the JSON text `{"manifest", "manifest_digest", "allocations"}`
+     * (the members of a node's compute result that describe the run, unsigned) instead of
+     * records: for large epochs, one buffer crosses from the native library instead of one
+     * record per payee. Parse what you read, or hand the text on.
+     *
+     * @throws RewarderException.Invalid as [compute].
+     * @throws RewarderException.Internal as [compute].
+     */
+    @Throws(RewarderException::class)
+    fun computeJson(inputs: ByteArray, policy: ByteArray, tenant: String = DEFAULT_TENANT): String =
+        uniffi.rewarder.computeJson(inputs.asDirectBuffer(0), policy.asDirectBuffer(1), tenant)
 
     /** [compute] over documents held as text (encoded as UTF-8, byte for byte). */
     @Throws(RewarderException::class)
@@ -78,7 +92,14 @@ object Rewarder {
         if (top !in 0..COMPARE_TOP_MAX) {
             throw RewarderException.Invalid("bad_request", "top $top is outside 0..$COMPARE_TOP_MAX")
         }
-        return uniffi.rewarder.compare(inputs, policyA, policyB, tenant, top.toUInt(), actor)
+        return uniffi.rewarder.compare(
+            inputs.asDirectBuffer(0),
+            policyA.asDirectBuffer(1),
+            policyB.asDirectBuffer(2),
+            tenant,
+            top.toUInt(),
+            actor,
+        )
     }
 
     /** [compare] over documents held as text (encoded as UTF-8, byte for byte). */
@@ -101,7 +122,7 @@ object Rewarder {
         )
 
     /** The content id `"b3:…"` of a document: what a node answers as `inputs_cid` or `policy_hash`. */
-    fun contentId(bytes: ByteArray): String = uniffi.rewarder.contentId(bytes)
+    fun contentId(bytes: ByteArray): String = uniffi.rewarder.contentId(bytes.asDirectBuffer())
 
     /** The digest `"b3:…"` of a manifest: what the node's signatures sign. */
     fun manifestDigest(manifest: Manifest): String = uniffi.rewarder.manifestDigest(manifest)
@@ -199,6 +220,39 @@ object Rewarder {
         }
         return EmbeddedNode(EmbeddedConfig(port.toUShort(), requirePq, authKeys, open))
     }
+}
+
+/** Largest direct buffer kept per thread and argument for the next call (8 MiB). */
+private const val DIRECT_BUFFER_KEPT_MAX = 8 shl 20
+
+/** Most byte arguments of one call ([Rewarder.compare]: the inputs and two policies). */
+private const val DIRECT_BUFFER_SLOTS = 3
+
+/**
+ * Each thread's direct buffers, one per byte argument of a call: allocating direct memory on
+ * every call is slow, and its release waits for a garbage collection.
+ */
+private val directBuffers = ThreadLocal.withInitial { arrayOfNulls<ByteBuffer>(DIRECT_BUFFER_SLOTS) }
+
+/**
+ * The bytes in a direct buffer (argument [slot] of the call): the native library borrows byte
+ * arguments as one buffer for the duration of a call (one copy here, instead of one per byte
+ * in the generated code). The arguments of one call take distinct slots. The buffer is reused by the thread's next call, so it must not be
+ * kept beyond this one; nothing in this library keeps it.
+ */
+private fun ByteArray.asDirectBuffer(slot: Int = 0): ByteBuffer {
+    val kept = directBuffers.get()
+    var buffer = kept[slot]
+    if (buffer == null || buffer.capacity() < size) {
+        buffer = ByteBuffer.allocateDirect(size)
+        if (size <= DIRECT_BUFFER_KEPT_MAX) {
+            kept[slot] = buffer
+        }
+    }
+    buffer!!.clear()
+    buffer.put(this)
+    buffer.flip()
+    return buffer
 }
 
 /** The signature algorithms of a compute result (CALCULUS.md §4). */

@@ -37,6 +37,23 @@ class GoldenVectorsTest {
     }
 
     @Test
+    fun theJsonFormSaysWhatTheRecordsSay() {
+        for (case in Vectors.cases) {
+            for (tenant in listOf("default", "tenant-b")) {
+                val out = Rewarder.compute(Vectors.inputs(case), Vectors.policy(case), tenant)
+                val text = Rewarder.computeJson(Vectors.inputs(case), Vectors.policy(case), tenant)
+                val where = "${case.name} / $tenant"
+                assertTrue(where, text.startsWith("{\"manifest\":{"))
+                val body = Json.parse(text)
+                assertEquals(where, out.manifest, manifestOf(body.obj("manifest")))
+                assertEquals(where, out.manifestDigest, body.str("manifest_digest"))
+                assertEquals(where, out.allocations, body.list("allocations").map(::allocationOf))
+                assertEquals(where, 3, (body as Map<*, *>).size)
+            }
+        }
+    }
+
+    @Test
     fun contentIdsAreTheManifestsCids() {
         for (case in Vectors.cases) {
             val out = Rewarder.compute(Vectors.inputs(case), Vectors.policy(case))

@@ -333,7 +333,7 @@ impl Service {
             ledger,
             pacer,
             config,
-            brownout: Mutex::new(Brownout::new()),
+            brownout: Mutex::new(Brownout::new(config)),
             queue: Mutex::new(Quarantine::new(config.quarantine_max)),
             claims: Mutex::new(Lru::new(CLAIMS_MAX, usize::MAX)),
             lost: Mutex::new(Lru::new(LOST_RUNS_MAX, usize::MAX)),
@@ -545,7 +545,7 @@ impl Service {
                 self.metrics.ledger_egress_error();
                 report.error = Some(e.to_string());
             }
-            let changed = lock(&egress.brownout).probe(&egress.config, now, latency, healthy.is_ok());
+            let changed = lock(&egress.brownout).probe(now, latency, healthy.is_ok());
             if let Some(degraded) = changed {
                 self.metrics.set_ledger_degraded(degraded);
             }
@@ -821,7 +821,7 @@ impl Service {
         if result.is_err() {
             self.metrics.ledger_egress_error();
         }
-        let changed = lock(&egress.brownout).record(&egress.config, now, latency, result.is_ok());
+        let changed = lock(&egress.brownout).record(now, latency, result.is_ok());
         if let Some(degraded) = changed {
             self.metrics.set_ledger_degraded(degraded);
         }

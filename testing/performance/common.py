@@ -142,3 +142,22 @@ def upload(conn, inputs, policy):
     assert s in (200, 201), (s, b[:300])
     p = json.loads(b)
     return cid, p["policy_id"], p["policy_hash"]
+
+
+def write_report(out, what, command, load_before, **figures):
+    """Writes a baseline file: what was measured, when, by which command, the figures, and the
+    host's CPUs, nice level and load average before and after (figures from a loaded machine
+    are read as such)."""
+    import datetime
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    doc = {
+        "what": what,
+        "timestamp": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": command,
+        **figures,
+        "host": {"cpus": os.cpu_count(), "nice": os.nice(0), "loadavg_before": [round(x, 2) for x in load_before],
+                 "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
+    }
+    with open(out, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")

@@ -23,7 +23,6 @@ Needs release binaries: cargo build --release -p rewarder-macronode -p rewarder-
 """
 
 import argparse
-import datetime
 import http.client
 import json
 import os
@@ -222,17 +221,11 @@ def main():
     result["drain"] = drain(a, inputs, policy, base_epoch, a.disk_dir)
     print(json.dumps(result["drain"]))
     if a.out:
-        doc = {
-            "what": "durable acceptance: compute p95 at M with a ledger (no jitter), STATE_PATH unset vs tmpfs vs disk, interleaved; drain rate after a SIGKILL and restart",
-            "timestamp": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "command": f"testing/performance/durable_delta.py --runs {a.runs} --drain-runs {a.drain_runs} --disk-dir {a.disk_dir} --allocations {a.allocations}",
-            **result,
-            "host": {"cpus": os.cpu_count(), "nice": os.nice(0), "loadavg_before": [round(x, 2) for x in load_before],
-                     "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
-        }
-        with open(a.out, "w") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
+        common.write_report(
+            a.out,
+            "durable acceptance: compute p95 at M with a ledger (no jitter), STATE_PATH unset vs tmpfs vs disk, interleaved; drain rate after a SIGKILL and restart",
+            f"testing/performance/durable_delta.py --runs {a.runs} --drain-runs {a.drain_runs} --disk-dir {a.disk_dir} --allocations {a.allocations}",
+            load_before, **result)
 
 
 if __name__ == "__main__":

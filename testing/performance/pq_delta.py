@@ -14,7 +14,6 @@ does not inflate: on a shared box, judge the budget on both.
 """
 
 import argparse
-import datetime
 import http.client
 import json
 import os
@@ -97,18 +96,11 @@ def main():
             print(json.dumps(line))
             lines.append(line)
     if a.out:
-        os.makedirs(os.path.dirname(a.out), exist_ok=True)
-        doc = {
-            "what": "p95 of computes over HTTP, REQUIRE_PQ_ON=true vs false, interleaved ABBA, distinct runs",
-            "timestamp": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "command": f"testing/performance/pq_delta.py --scales {a.scales} --runs {a.runs} --allocations {a.allocations}",
-            "results": lines,
-            "host": {"cpus": os.cpu_count(), "nice": os.nice(0), "loadavg_before": [round(x, 2) for x in load_before],
-                     "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
-        }
-        with open(a.out, "w") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
+        common.write_report(
+            a.out,
+            "p95 of computes over HTTP, REQUIRE_PQ_ON=true vs false, interleaved ABBA, distinct runs",
+            f"testing/performance/pq_delta.py --scales {a.scales} --runs {a.runs} --allocations {a.allocations}",
+            load_before, results=lines)
 
 
 if __name__ == "__main__":

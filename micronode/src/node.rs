@@ -117,15 +117,13 @@ pub fn signing_keys(config: &NodeConfig) -> Result<SigningKeys, NodeError> {
 
 /// The core's egress knobs from `LEDGER_*`.
 pub fn egress_config(ledger: &LedgerConfig) -> EgressConfig {
-    EgressConfig {
-        quarantine_max: ledger.quarantine_max,
-        ..EgressConfig::new(
-            ledger.max_retries,
-            ledger.batch_max,
-            Duration::from_millis(ledger.p95_budget_ms),
-            Duration::from_secs(ledger.window_s),
-        )
-    }
+    EgressConfig::new(
+        ledger.max_retries,
+        ledger.batch_max,
+        Duration::from_millis(ledger.p95_budget_ms),
+        Duration::from_secs(ledger.window_s),
+        ledger.quarantine_max,
+    )
 }
 
 /// The transport's bounds from the knobs (`CONNECTIONS_MAX`, `CONNECTIONS_PER_SOURCE_MAX`,

@@ -101,7 +101,10 @@ mod tests {
 
     #[test]
     fn brownout_needs_enough_samples_and_a_failed_probe_restarts_the_window() {
-        let c = EgressConfig { window: Duration::from_secs(10), ..EgressConfig::default() };
+        let c = EgressConfig {
+            window: Duration::from_secs(10),
+            ..EgressConfig::new(2, 1000, 100 * MS, Duration::from_secs(600), 100_000)
+        };
         let mut b = Brownout::new(c);
         let t = |s: u64| Duration::from_secs(s);
         for i in 0..4 {

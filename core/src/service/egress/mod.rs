@@ -108,24 +108,24 @@ pub struct EgressConfig {
     pub samples_min: usize,
 }
 
-impl Default for EgressConfig {
-    /// The API.md §5 defaults.
-    fn default() -> Self {
-        EgressConfig::new(2, 1000, Duration::from_millis(100), Duration::from_secs(600))
-    }
-}
-
 impl EgressConfig {
-    /// The knobs of API.md §5, with the other fields at their defaults: a queue of
-    /// 100 000 intents, backoff from 50 ms up to 2 s, brownout after one whole failed retry
-    /// sequence (`max_retries + 1` failures in a row) or a p95 over at least 5 samples.
-    pub fn new(max_retries: u32, batch_max: usize, p95_budget: Duration, window: Duration) -> Self {
+    /// The `LEDGER_*` knobs of API.md §5 (their defaults are the host's: the node's knob
+    /// table), with the shape fixed here: backoff from 50 ms up to 2 s, brownout after one
+    /// whole failed retry sequence (`max_retries + 1` failures in a row) or a p95 over at
+    /// least 5 samples.
+    pub fn new(
+        max_retries: u32,
+        batch_max: usize,
+        p95_budget: Duration,
+        window: Duration,
+        quarantine_max: usize,
+    ) -> Self {
         EgressConfig {
             max_retries,
             batch_max: batch_max.max(1),
             p95_budget,
             window,
-            quarantine_max: 100_000,
+            quarantine_max,
             backoff_base: Duration::from_millis(50),
             backoff_max: Duration::from_secs(2),
             failures_to_degrade: max_retries.saturating_add(1),

@@ -52,7 +52,7 @@ fn retries_back_off_exponentially_with_jitter() {
     assert_eq!(*n.pacer.pauses.lock().unwrap(), vec![32 * MS, 57 * MS]);
     assert_eq!(n.metric("ledger_egress_errors_total"), 2);
     assert_eq!(n.ledger.state().registrations, 1);
-    let c = EgressConfig::default();
+    let c = config();
     for retry in 0..30 {
         for random in [0, 1, u64::MAX / 3, u64::MAX] {
             let d = c.backoff(retry, random);

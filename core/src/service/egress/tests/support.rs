@@ -258,8 +258,10 @@ pub(crate) struct Node {
     pub(crate) store: Option<Arc<MemStore>>,
 }
 
+/// Egress as the tests drive it: 2 retries, batches of 2, a 100 ms budget over a 2 s window,
+/// room for 100,000 intents.
 pub(crate) fn config() -> EgressConfig {
-    EgressConfig { batch_max: 2, window: Duration::from_secs(2), ..EgressConfig::default() }
+    EgressConfig::new(2, 2, Duration::from_millis(100), Duration::from_secs(2), 100_000)
 }
 
 pub(crate) fn service_config(runs_max: usize) -> Config {

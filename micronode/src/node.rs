@@ -290,7 +290,8 @@ impl Node {
         };
         let mut service = Service::new(service_config, Arc::new(SystemClock::new()), artifacts, reload)
             .with_overlap(Arc::new(ScopedThread))
-            .with_process_probe(Arc::new(ProcSelf));
+            .with_process_probe(Arc::new(ProcSelf))
+            .with_build(&crate::build::BUILD);
         if let Some(ledger_url) = &config.ledger.url {
             let deadline = Duration::from_millis(config.ledger.deadline_ms);
             let client = HttpLedger::new(ledger_url, deadline, config.ledger.ca_file.as_deref())

@@ -27,10 +27,8 @@ fn main() {
         // Rebuild when HEAD moves: HEAD itself and the branch file it points to (both found
         // through git, so a worktree's .git file works too).
         for path in ["HEAD", "packed-refs"] {
-            if let Some(p) = git(&["rev-parse", "--git-path", path]) {
-                if Path::new(&p).exists() {
-                    println!("cargo:rerun-if-changed={p}");
-                }
+            if let Some(p) = git(&["rev-parse", "--git-path", path]).filter(|p| Path::new(p).exists()) {
+                println!("cargo:rerun-if-changed={p}");
             }
         }
         if let Some(p) = git(&["symbolic-ref", "-q", "HEAD"])

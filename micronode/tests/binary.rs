@@ -29,6 +29,25 @@ fn version_names_the_version_target_and_git_revision() {
     assert_eq!(version["build"]["git_revision"], build::GIT_REVISION, "{version}");
 }
 
+/// The variables of API.md §5's table, in its order (a row may name two).
+fn api_md_knobs() -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/spec/API.md");
+    let text = std::fs::read_to_string(&path).expect("docs/spec/API.md");
+    let section = text.split("\n## 5. Knobs").nth(1).expect("API.md has §5");
+    let section = section.split("\n## ").next().unwrap_or(section);
+    section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .flat_map(|l| {
+            l.split(" | ")
+                .next()
+                .unwrap_or("")
+                .split(", ")
+                .map(|v| v.trim_matches(['|', ' ', '`']).to_owned())
+        })
+        .collect()
+}
+
 #[test]
 fn serve_help_lists_every_knob_of_the_table_with_its_default() {
     let help = stdout(&["serve", "--help"]);
@@ -40,6 +59,7 @@ fn serve_help_lists_every_knob_of_the_table_with_its_default() {
         .collect();
     let table: Vec<&str> = KNOBS.iter().map(|k| k.env).collect();
     assert_eq!(listed, table, "serve --help vs the knob table");
+    assert_eq!(listed, api_md_knobs(), "serve --help vs docs/spec/API.md §5");
     assert!(help.ends_with(&knobs::help()) || help.trim_end().ends_with(knobs::help().trim_end()), "{help}");
     assert!(help.contains("  BIND_ADDR  [default: 127.0.0.1:8080]"), "{help}");
     // Only `serve` carries the table.

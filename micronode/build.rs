@@ -13,11 +13,10 @@ fn git(args: &[&str]) -> Option<String> {
     (out.status.success() && !text.is_empty()).then(|| text.to_owned())
 }
 
-/// 7-40 lowercase hex digits, else `None`: only a revision reaches the binary.
+/// 7-40 hex digits, in lowercase, else `None`: only a revision reaches the binary.
 fn revision(raw: &str) -> Option<String> {
-    let raw = raw.trim();
-    ((7..=40).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-        .then(|| raw.to_owned())
+    let raw = raw.trim().to_ascii_lowercase();
+    ((7..=40).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_hexdigit())).then_some(raw)
 }
 
 fn main() {

@@ -5,7 +5,7 @@
 # tenants and compares manifests, digests and allocations with expected.json; `/version` must
 # name the binary's target. Then the binary's own `healthcheck` (what the container's HEALTHCHECK
 # runs) must pass against the node and fail against a closed port. Bounded: each node gets
-# NODE_SECONDS (300) in all, each probe 5 s.
+# START_SECONDS (120) to listen and NODE_SECONDS (300) in all, each probe 5 s.
 #
 #   bash scripts/check-static-binaries.sh [DIR]     # DIR: default build/release/release-ci
 set -euo pipefail
@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.."
 source scripts/vectors.sh
 dir="${1:-build/release/release-ci}"
 NODE_SECONDS="${NODE_SECONDS:-300}"
+START_SECONDS="${START_SECONDS:-120}"
 
 say() { echo "check-static-binaries: $*" >&2; }
 scratch="$(mktemp -d)"
@@ -42,9 +43,15 @@ for bin in "$dir"/rewarder-micronode-* "$dir"/rewarder-macronode-*; do
   BIND_ADDR=127.0.0.1:0 TENANT_RPS_MAX=1000000 LOG=warn AMNESIA_DIR=/dev/shm "${run[@]}" serve \
     2>"$scratch/node.log" &
   pid=$!
-  for _ in $(seq 600); do grep -q '^listening on ' "$scratch/node.log" && break; sleep 0.1; done
-  url="$(sed -n 's/^listening on //p' "$scratch/node.log" | head -1)"
-  [ -n "$url" ] || { say "FAILED: $bin did not start"; cat "$scratch/node.log" >&2; exit 1; }
+  waited=$SECONDS
+  url=""
+  while [ -z "$url" ] && [ $((SECONDS - waited)) -lt "$START_SECONDS" ] && kill -0 "$pid" 2>/dev/null; do
+    sleep 0.1
+    url="$(sed -n 's/^listening on //p' "$scratch/node.log" | head -1)"
+  done
+  [ -n "$url" ] || url="$(sed -n 's/^listening on //p' "$scratch/node.log" | head -1)"
+  [ -n "$url" ] || { say "FAILED: $bin did not start in $((SECONDS - waited)) s"; cat "$scratch/node.log" >&2; exit 1; }
+  say "listening on $url after $((SECONDS - waited)) s"
   tokens=()
   for tenant in default tenant-b; do
     tokens+=("$tenant=$(timeout 60 "${runner[@]}" "$bin" mint-token --kid golden --tenant "$tenant" --ttl 900)")

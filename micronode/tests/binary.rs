@@ -70,15 +70,21 @@ fn serve_help_lists_every_knob_of_the_table_with_its_default() {
 fn help_texts_name_specification_files_that_exist() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut named = 0;
-    for args in [
-        &["--help"][..],
-        &["serve", "--help"],
-        &["compute", "--help"],
-        &["compare", "--help"],
-        &["mint-token", "--help"],
-        &["demo", "--help"],
-        &["healthcheck", "--help"],
-    ] {
+    // Every subcommand the top-level help lists (so one added later is checked too).
+    let top = stdout(&["--help"]);
+    let commands: Vec<String> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_owned)
+        .collect();
+    assert!(commands.len() >= 6 && commands.iter().any(|c| c == "healthcheck"), "{commands:?}");
+    let mut all: Vec<Vec<&str>> = vec![vec!["--help"]];
+    all.extend(commands.iter().map(|c| vec![c.as_str(), "--help"]));
+    for args in &all {
         let help = stdout(args);
         for word in help.split(|c: char| c.is_whitespace() || "(),;:".contains(c)) {
             if !word.ends_with(".md") {

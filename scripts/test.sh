@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command (README "Test"): every test of every crate, then what only a
 # script can check — cargo-deny (licenses, bans, sources), the static release binaries (built
-# for x86_64 and aarch64 with the release-ci profile, checked static, stripped and ≤ 8 MiB, then
-# serving the golden vectors over HTTP, aarch64 under qemu), the Kotlin bindings on the JVM, the Swift package layout, the Android
-# static library and core under qemu-aarch64, the deploy rules (and the dashboard and rules
+# for x86_64 and aarch64 with the release-ci profile, checked static, stripped and ≤ 8 MiB,
+# then serving the golden vectors over HTTP, aarch64 under qemu), the Kotlin bindings on the
+# JVM, the Swift package layout, the Android static library and core under qemu-aarch64, the deploy rules (and the dashboard and rules
 # against a live Prometheus scraping live nodes), the OpenAPI contract (validated, then
 # schemathesis against a live node), a short fuzz pass of every
 # target (when nightly and cargo-fuzz are installed; the corpora replay on stable either way),

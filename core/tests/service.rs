@@ -305,6 +305,21 @@ fn version_names_the_pq_key_when_pq_is_required() {
 }
 
 #[test]
+fn version_carries_the_hosts_build_only_when_given() {
+    assert!(node().get("/version", None).json.get("build").is_none());
+    let mut n = node();
+    let build =
+        rewarder_core::service::Build { target: "aarch64-unknown-linux-musl", git_revision: "0123456789ab" };
+    n.service = n.service.with_build(&build);
+    let v = n.get("/version", None);
+    assert_eq!(
+        v.json["build"],
+        json!({"target": "aarch64-unknown-linux-musl", "git_revision": "0123456789ab"})
+    );
+    assert_eq!(v.json["features"], json!(["ed25519", "gzip"]), "the rest is unchanged");
+}
+
+#[test]
 fn readyz_reports_missing_components_and_a_degraded_ledger() {
     let n = node();
     assert!(n.service.ready());

@@ -22,6 +22,34 @@ use support::{
 // ---- profile and pool -----------------------------------------------------------------------
 
 #[test]
+fn version_and_healthcheck_speak_for_the_macronode() {
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = Command::new(support::BIN);
+        cmd.args(args).env_clear().stdin(Stdio::null());
+        cmd.envs(env.iter().copied());
+        cmd.output().expect("the binary runs")
+    };
+    let version = run(&["--version"], &[]);
+    let line = String::from_utf8_lossy(&version.stdout).trim_end().to_owned();
+    assert_eq!(line, format!("rewarder-macronode {}", rewarder_micronode::build::VERSION_LINE));
+    let help = String::from_utf8_lossy(&run(&["serve", "--help"], &[]).stdout).into_owned();
+    for knob in rewarder_micronode::knobs::KNOBS {
+        assert!(help.contains(&format!("\n  {}  [default: ", knob.env)), "{} missing:\n{help}", knob.env);
+    }
+
+    let node = Node::start(&[]);
+    let bind = node.addr.to_string();
+    let ok = run(&["healthcheck", "--timeout-ms", "5000"], &[("BIND_ADDR", &bind)]);
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    let version = node.call("GET", "/version", &[], None).json();
+    assert_eq!(version["build"]["target"], rewarder_micronode::build::TARGET);
+    drop(node);
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let down = run(&["healthcheck", "--timeout-ms", "1000"], &[("BIND_ADDR", &closed)]);
+    assert_eq!(down.status.code(), Some(1), "{}", String::from_utf8_lossy(&down.stderr));
+}
+
+#[test]
 fn it_answers_as_a_macronode_and_writes_no_directory() {
     let node = Node::start(&[("CONCURRENCY_COMPUTE_WORKERS", "3")]);
     let version = node.call("GET", "/version", &[], None).json();

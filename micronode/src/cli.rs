@@ -9,6 +9,15 @@ use std::process::ExitCode;
 use crate::node::NodeError;
 use crate::token::{self, MintError};
 
+/// Parses the command line of a binary whose `serve` subcommand takes its knobs from the
+/// environment: `serve --help` ends with every knob, its variable, default and range, printed
+/// from the knob table the configuration parses with ([`crate::knobs`]).
+pub fn parse<C: clap::Parser>() -> C {
+    let command = C::command().mut_subcommand("serve", |serve| serve.after_help(crate::knobs::help()));
+    let mut matches = command.get_matches();
+    C::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.format(&mut C::command()).exit())
+}
+
 /// The arguments of `mint-token`.
 #[derive(clap::Args)]
 pub struct MintToken {

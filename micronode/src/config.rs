@@ -34,6 +34,8 @@ use std::path::PathBuf;
 
 use rewarder_core::service::HotKnobs;
 
+use crate::knobs;
+
 /// A knob with a bad value: which variable, what it held, and what was expected.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,10 +200,9 @@ impl NodeConfig {
     /// as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<NodeConfig, ConfigError> {
         let env = Env(&lookup);
-        let bind_addr =
-            parse_bind_addr(&env.get("BIND_ADDR").unwrap_or_else(|| BIND_ADDR_DEFAULT.to_owned()))?;
+        let bind_addr = parse_bind_addr(&env.required("BIND_ADDR")?)?;
         let auth_keys = env.get("AUTH_KEYS").map(|v| parse_auth_keys(&v)).transpose()?;
-        let allow_insecure_bind = env.bool("ALLOW_INSECURE_BIND", false)?;
+        let allow_insecure_bind = env.bool("ALLOW_INSECURE_BIND")?;
         if !bind_addr.ip().is_loopback() && auth_keys.is_none() && !allow_insecure_bind {
             return Err(ConfigError::new(
                 "BIND_ADDR",
@@ -227,29 +228,29 @@ impl NodeConfig {
                 ));
             }
         };
-        let log_format = match env.get("LOG_FORMAT").as_deref() {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
+        let log_format = match env.required("LOG_FORMAT")?.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
                 return Err(ConfigError::new("LOG_FORMAT", format!("{other:?}: expected text or json")));
             }
         };
-        let log = env.get("LOG").unwrap_or_else(|| "info".to_owned());
+        let log = env.required("LOG")?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log) {
             return Err(ConfigError::new("LOG", format!("{log:?}: {e}")));
         }
         let ledger = LedgerConfig {
             url: env.get("LEDGER_URL").map(|u| parse_url(&u)).transpose()?,
-            max_retries: env.number("LEDGER_MAX_RETRIES", 2, 0, 100)?,
-            deadline_ms: env.number("LEDGER_DEADLINE_MS", 1000, 1, 600_000)?,
-            batch_max: env.number("LEDGER_BATCH_MAX", 1000, 1, 1_000_000)?,
-            p95_budget_ms: env.number("LEDGER_P95_BUDGET_MS", 100, 1, 600_000)?,
-            window_s: env.number("LEDGER_WINDOW_S", 600, 1, 86_400)?,
-            quarantine_max: env.number("LEDGER_QUARANTINE_MAX", 100_000, 1, 100_000_000)?,
+            max_retries: env.number("LEDGER_MAX_RETRIES", 0, 100)?,
+            deadline_ms: env.number("LEDGER_DEADLINE_MS", 1, 600_000)?,
+            batch_max: env.number("LEDGER_BATCH_MAX", 1, 1_000_000)?,
+            p95_budget_ms: env.number("LEDGER_P95_BUDGET_MS", 1, 600_000)?,
+            window_s: env.number("LEDGER_WINDOW_S", 1, 86_400)?,
+            quarantine_max: env.number("LEDGER_QUARANTINE_MAX", 1, 100_000_000)?,
             ca_file: env.get("LEDGER_CA_FILE").map(PathBuf::from),
-            stop_drain_s: env.number("LEDGER_STOP_DRAIN_S", 30, 0, 86_400)?,
+            stop_drain_s: env.number("LEDGER_STOP_DRAIN_S", 0, 86_400)?,
         };
-        let connections_max = env.number("CONNECTIONS_MAX", CONNECTIONS_MAX_DEFAULT, 1, 65_536)?;
+        let connections_max = env.number("CONNECTIONS_MAX", 1, 65_536)?;
         let state_path = env.get("STATE_PATH").map(PathBuf::from);
         if state_path.is_some() && ledger.url.is_none() {
             return Err(ConfigError::new(
@@ -260,10 +261,10 @@ impl NodeConfig {
         Ok(NodeConfig {
             bind_addr,
             hot: hot_knobs(&env)?,
-            req_body_max_bytes: env.number("REQ_BODY_MAX_BYTES", 1 << 20, 1, usize::MAX)?,
-            inputs_max_bytes: env.number("INPUTS_MAX_BYTES", 64 << 20, 1, usize::MAX)?,
-            decomp_ratio_max: env.number("DECOMP_RATIO_MAX", 10, 1, 1_000_000)?,
-            require_pq_on: env.bool("REQUIRE_PQ_ON", false)?,
+            req_body_max_bytes: env.number("REQ_BODY_MAX_BYTES", 1, usize::MAX)?,
+            inputs_max_bytes: env.number("INPUTS_MAX_BYTES", 1, usize::MAX)?,
+            decomp_ratio_max: env.number("DECOMP_RATIO_MAX", 1, 1_000_000)?,
+            require_pq_on: env.bool("REQUIRE_PQ_ON")?,
             signing_key_file: env.get("SIGNING_KEY_FILE").map(PathBuf::from),
             signing_keys_retired: env
                 .get("SIGNING_KEYS_RETIRED")
@@ -276,21 +277,22 @@ impl NodeConfig {
             auth_keys,
             tls,
             amnesia_dir: env.get("AMNESIA_DIR").map(PathBuf::from),
-            amnesia_allow_disk: env.bool("AMNESIA_ALLOW_DISK", false)?,
-            runs_max: env.number("RUNS_MAX", 1024, 1, usize::MAX)?,
-            runs_max_bytes: env.number("RUNS_MAX_BYTES", 16 << 20, 1, usize::MAX)?,
-            documents_max_bytes: env.number("DOCUMENTS_MAX_BYTES", 256 << 20, 1, usize::MAX)?,
+            amnesia_allow_disk: env.bool("AMNESIA_ALLOW_DISK")?,
+            runs_max: env.number("RUNS_MAX", 1, usize::MAX)?,
+            runs_max_bytes: env.number("RUNS_MAX_BYTES", 1, usize::MAX)?,
+            documents_max_bytes: env.number("DOCUMENTS_MAX_BYTES", 1, usize::MAX)?,
             tenant_store_max_bytes: env.optional_number("TENANT_STORE_MAX_BYTES", 1, usize::MAX)?,
             tenant_runs_max: env.optional_number("TENANT_RUNS_MAX", 1, usize::MAX)?,
             connections_max,
-            connections_per_source_max: env.number(
+            // Described in the table: three quarters of CONNECTIONS_MAX, at least one.
+            connections_per_source_max: env.number_or(
                 "CONNECTIONS_PER_SOURCE_MAX",
                 (connections_max * 3 / 4).max(1),
                 1,
                 65_536,
             )?,
-            idle_timeout_ms: env.number("IDLE_TIMEOUT_MS", 30_000, 1, 3_600_000)?,
-            idle_timeout_crowded_ms: env.number("IDLE_TIMEOUT_CROWDED_MS", 1_000, 1, 3_600_000)?,
+            idle_timeout_ms: env.number("IDLE_TIMEOUT_MS", 1, 3_600_000)?,
+            idle_timeout_crowded_ms: env.number("IDLE_TIMEOUT_CROWDED_MS", 1, 3_600_000)?,
             log_format,
             log,
             allow_insecure_bind,
@@ -417,18 +419,17 @@ fn parse_knobs_file(text: &str) -> Result<Vec<(String, String)>, String> {
 }
 
 fn hot_knobs(env: &Env<'_>) -> Result<HotKnobs, ConfigError> {
-    let default = HotKnobs::default();
     Ok(HotKnobs {
-        tenant_rps_max: env.number("TENANT_RPS_MAX", default.tenant_rps_max, 1, u32::MAX)?,
-        max_inflight: env.number("MAX_INFLIGHT", default.max_inflight, 1, u32::MAX)?,
-        work_queue_max: env.number("WORK_QUEUE_MAX", default.work_queue_max, 1, u32::MAX)?,
-        ledger_quarantine_only: env.bool("LEDGER_QUARANTINE_ONLY", default.ledger_quarantine_only)?,
+        tenant_rps_max: env.number("TENANT_RPS_MAX", 1, u32::MAX)?,
+        max_inflight: env.number("MAX_INFLIGHT", 1, u32::MAX)?,
+        work_queue_max: env.number("WORK_QUEUE_MAX", 1, u32::MAX)?,
+        ledger_quarantine_only: env.bool("LEDGER_QUARANTINE_ONLY")?,
     })
 }
 
 /// `TRACE_SAMPLE`: a fraction of requests from 0 to 1 (`0`, `0.25`, `1`), in millionths.
 fn trace_sample(env: &Env<'_>) -> Result<u32, ConfigError> {
-    let Some(raw) = env.get("TRACE_SAMPLE") else { return Ok(crate::trace::TRACE_SAMPLE_DEFAULT_PPM) };
+    let raw = env.required("TRACE_SAMPLE")?;
     let bad =
         || ConfigError::new("TRACE_SAMPLE", format!("{raw:?}: expected a fraction from 0 to 1, e.g. 0.05"));
     let text = raw.trim();
@@ -442,27 +443,38 @@ fn trace_sample(env: &Env<'_>) -> Result<u32, ConfigError> {
     Ok((share * f64::from(crate::trace::TRACE_SAMPLE_ONE_PPM)).round() as u32)
 }
 
-/// A variable lookup where empty means unset.
+/// A variable lookup where empty means unset, and unset means the default of the knob table
+/// ([`knobs::KNOBS`]) when it has one.
 struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
 
 impl Env<'_> {
+    /// The value set, else the table's default value, else `None`.
     fn get(&self, name: &str) -> Option<String> {
-        (self.0)(name).filter(|v| !v.is_empty())
+        (self.0)(name).filter(|v| !v.is_empty()).or_else(|| knobs::default_value(name).map(str::to_owned))
     }
 
-    fn number<T>(&self, var: &'static str, default: T, min: T, max: T) -> Result<T, ConfigError>
+    /// The value set or the table's default; a knob the table gives no default value is a
+    /// defect of this module (every test's `config(&[])` would fail), reported, not a panic.
+    fn required(&self, var: &'static str) -> Result<String, ConfigError> {
+        self.get(var).ok_or_else(|| ConfigError::new(var, "has no default value in the knob table"))
+    }
+
+    /// A whole number in `min..=max`, defaulting to the table's value.
+    fn number<T>(&self, var: &'static str, min: T, max: T) -> Result<T, ConfigError>
     where
         T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
     {
-        let Some(raw) = self.get(var) else { return Ok(default) };
-        let value: T = raw
-            .trim()
-            .parse()
-            .map_err(|_| ConfigError::new(var, format!("{raw:?} is not a whole number")))?;
-        if value < min || value > max {
-            return Err(ConfigError::new(var, format!("{value} is out of range {min}..={max}")));
-        }
-        Ok(value)
+        let raw = self.required(var)?;
+        parse_number(var, &raw, min, max)
+    }
+
+    /// Like [`Env::number`] for a knob whose default the table describes (it depends on another
+    /// knob): `derived` when unset.
+    fn number_or<T>(&self, var: &'static str, derived: T, min: T, max: T) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+    {
+        self.get(var).map_or(Ok(derived), |raw| parse_number(var, &raw, min, max))
     }
 
     /// Like [`Env::number`] for a knob without a default: `None` when unset.
@@ -470,17 +482,28 @@ impl Env<'_> {
     where
         T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
     {
-        self.get(var).map(|_| self.number(var, min, min, max)).transpose()
+        self.get(var).map(|raw| parse_number(var, &raw, min, max)).transpose()
     }
 
-    fn bool(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
-        match self.get(var).map(|v| v.to_ascii_lowercase()).as_deref() {
-            None => Ok(default),
-            Some("true" | "1" | "yes" | "on") => Ok(true),
-            Some("false" | "0" | "no" | "off") => Ok(false),
-            Some(other) => Err(ConfigError::new(var, format!("{other:?}: expected true or false"))),
+    fn bool(&self, var: &'static str) -> Result<bool, ConfigError> {
+        match self.required(var)?.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            other => Err(ConfigError::new(var, format!("{other:?}: expected true or false"))),
         }
     }
+}
+
+fn parse_number<T>(var: &'static str, raw: &str, min: T, max: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    let value: T =
+        raw.trim().parse().map_err(|_| ConfigError::new(var, format!("{raw:?} is not a whole number")))?;
+    if value < min || value > max {
+        return Err(ConfigError::new(var, format!("{value} is out of range {min}..={max}")));
+    }
+    Ok(value)
 }
 
 fn parse_bind_addr(raw: &str) -> Result<SocketAddr, ConfigError> {

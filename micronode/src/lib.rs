@@ -11,13 +11,16 @@
 #![deny(missing_docs)]
 
 pub mod amnesia;
+pub mod build;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod embedded;
+pub mod healthcheck;
 pub mod http;
 pub mod keys;
+pub mod knobs;
 pub mod ledger;
 pub mod node;
 pub mod offline;

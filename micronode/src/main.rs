@@ -1,11 +1,12 @@
 //! `rewarder-micronode`: the micronode binary.
 //!
-//! Subcommands: `serve` (the default), `compute`, `compare`, `verify`, `mint-token`, `demo`.
+//! Subcommands: `serve` (the default), `compute`, `compare`, `verify`, `mint-token`, `demo`,
+//! `healthcheck`.
 //!
 //! Exit codes: 0 success (for `serve` and `demo`: stopped by SIGTERM/SIGINT); 1 the documents
 //! were refused by `compute` or `compare` (the API error envelope is printed on stdout), a check
-//! of `verify` failed (its report is printed on stdout) or the node failed
-//! at run time (e.g. its address is taken); 2 usage or configuration error (bad flags, a bad
+//! of `verify` failed (its report is printed on stdout), the node failed at run time (e.g. its
+//! address is taken), or `healthcheck` found the node not ready; 2 usage or configuration error (bad flags, a bad
 //! environment knob — the message names the variable — an unreadable file, a bad tenant).
 
 use std::path::PathBuf;
@@ -14,11 +15,16 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use rewarder_core::compare;
 use rewarder_micronode::cli::{self, Failure, MintToken};
+use rewarder_micronode::healthcheck::Healthcheck;
 use rewarder_micronode::whatif::{self, Sweep};
 use rewarder_micronode::{demo, keys, node, offline, verify_cmd};
 
 #[derive(Parser)]
-#[command(name = "rewarder-micronode", version, about = "Deterministic reward computation for small devices")]
+#[command(
+    name = "rewarder-micronode",
+    version = rewarder_micronode::build::VERSION_LINE,
+    about = "Deterministic reward computation for small devices"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -26,9 +32,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the HTTP API (API.md) with the knobs of the environment (the default).
+    /// Serve the HTTP API (docs/spec/API.md) with the knobs of the environment (the default).
     Serve,
-    /// Recompute an epoch offline: print the signed result of a dry run (API.md §1.2) on stdout.
+    /// Recompute an epoch offline: print the signed result of a dry run (docs/spec/API.md §1.2)
+    /// on stdout.
     Compute {
         /// The inputs document (rewarder.inputs.v1).
         #[arg(long)]
@@ -43,7 +50,7 @@ enum Command {
         #[arg(long)]
         pq: bool,
     },
-    /// Compare two policies on one epoch offline: print the comparison (API.md §1.3) on
+    /// Compare two policies on one epoch offline: print the comparison (docs/spec/API.md §1.3) on
     /// stdout, and with --html write the report. With --sweep, compute a series of policies
     /// instead and print one summary line per point.
     Compare {
@@ -75,6 +82,9 @@ enum Command {
     /// Start a node on loopback, compute a generated epoch through HTTP, print a summary, keep
     /// serving until Ctrl-C.
     Demo,
+    /// Probe this host's node: GET /readyz on BIND_ADDR's port (loopback for 0.0.0.0); exit 0
+    /// when it answers 200, 1 otherwise. For a container's HEALTHCHECK.
+    Healthcheck(Healthcheck),
 }
 
 /// A file named on the command line; unreadable is a usage error.
@@ -149,9 +159,10 @@ fn run(cli: Cli) -> Result<Option<Vec<u8>>, Failure> {
         }
         Command::Verify(args) => args.run().map(Some),
         Command::MintToken(args) => args.run().map(Some),
+        Command::Healthcheck(args) => args.run(),
     }
 }
 
 fn main() -> ExitCode {
-    cli::exit("rewarder-micronode", run(Cli::parse()))
+    cli::exit("rewarder-micronode", run(cli::parse()))
 }

@@ -312,7 +312,8 @@ impl Node {
         let mut service = Service::new(service_config, Arc::new(SystemClock::new()), artifacts, reload)
             .with_overlap(Arc::new(ScopedThread));
         if flavor != Flavor::Embedded {
-            service = service.with_process_probe(Arc::new(ProcSelf));
+            // An app's node is no process of its own: no process metrics, no build of its own.
+            service = service.with_process_probe(Arc::new(ProcSelf)).with_build(&crate::build::BUILD);
         }
         if let Some(ledger_url) = &config.ledger.url {
             let deadline = Duration::from_millis(config.ledger.deadline_ms);

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::auth::Principal;
 use super::router::{Endpoint, Routed};
-use super::{Config, HotKnobs, JSON, PROMETHEUS_TEXT, Response, Service, lock};
+use super::{Build, Config, HotKnobs, JSON, PROMETHEUS_TEXT, Response, Service, lock};
 use crate::error::{Code, Error};
 use crate::inputs::Inputs;
 use crate::policy::Policy;
@@ -26,11 +26,12 @@ pub(crate) fn json_response(status: u16, body: &Value) -> Response {
     Response { status, content_type: JSON, retry_after_s: None, body: body.to_string().into_bytes() }
 }
 
-/// The `/version` body: name, version, profile, features, whether PQ is required, public keys.
+/// The `/version` body: name, version, profile, features, whether PQ is required, public keys,
+/// and the host binary's `build` (target triple, git revision) when the host gave one.
 ///
 /// `features` lists what this node does beyond the baseline: `ml_dsa_65` when PQ signatures
 /// are required, `auth` when tokens are checked, then the host's own (`tls`, `gzip`, …).
-pub(crate) fn version_body(config: &Config, auth_on: bool) -> Vec<u8> {
+pub(crate) fn version_body(config: &Config, auth_on: bool, build: Option<&Build>) -> Vec<u8> {
     let pq = config.keys.ml_dsa_65_public_hex();
     let mut features: Vec<&str> = vec!["ed25519"];
     if pq.is_some() {
@@ -45,16 +46,18 @@ pub(crate) fn version_body(config: &Config, auth_on: bool) -> Vec<u8> {
     if let Some(pq) = pq {
         public_keys.insert("ml_dsa_65".into(), pq.into());
     }
-    json!({
+    let mut body = json!({
         "name": "svc-rewarder",
         "version": env!("CARGO_PKG_VERSION"),
         "profile": config.profile.as_str(),
         "features": features,
         "pq_required": pq.is_some(),
         "public_keys": public_keys,
-    })
-    .to_string()
-    .into_bytes()
+    });
+    if let (Some(build), Some(map)) = (build, body.as_object_mut()) {
+        map.insert("build".into(), json!({"target": build.target, "git_revision": build.git_revision}));
+    }
+    body.to_string().into_bytes()
 }
 
 /// The `/rewarder/keys` body: `{"keys":[{"key_id","algorithm","public_key","status"}…]}`, the

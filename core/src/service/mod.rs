@@ -244,6 +244,16 @@ impl Profile {
     }
 }
 
+/// What the host binary reports of its build in `/version` (API.md §1): core has no build of
+/// its own to report, so the host passes the one it was compiled with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Build {
+    /// The target triple, e.g. `aarch64-unknown-linux-musl`.
+    pub target: &'static str,
+    /// The git revision built, or `unknown`.
+    pub git_revision: &'static str,
+}
+
 /// Everything a service is built from that does not change while it runs.
 pub struct Config {
     /// Which node this is.
@@ -319,7 +329,7 @@ impl Service {
     ) -> Service {
         let mut config = config;
         let keyring = config.auth_keys.take().map(auth::Keyring::new);
-        let version_body = handlers::version_body(&config, keyring.is_some());
+        let version_body = handlers::version_body(&config, keyring.is_some(), None);
         let keys_body = handlers::keys_body(&config);
         let metrics = Metrics::new(config.profile);
         metrics.set_hot(&config.hot);
@@ -355,6 +365,12 @@ impl Service {
     /// threads (see [`Overlap`]).
     pub fn with_overlap(mut self, overlap: Arc<dyn Overlap>) -> Service {
         self.overlap = overlap;
+        self
+    }
+
+    /// The same service, with the host binary's [`Build`] under `build` in `/version`.
+    pub fn with_build(mut self, build: &Build) -> Service {
+        self.version_body = handlers::version_body(&self.config, self.keyring.is_some(), Some(build));
         self
     }
 

@@ -117,7 +117,13 @@ pub const KNOBS: &[Knob] = &[
         env: "SIGNING_KEY_FILE",
         default: Default::Unset,
         range: "path",
-        help: "unset: fresh random keys per process (public keys logged and shown in `/version`)",
+        help: "the node's signing identity (below); unset: fresh random keys per process (public keys logged and listed on `/version` and `/rewarder/keys`)",
+    },
+    Knob {
+        env: "SIGNING_KEYS_RETIRED",
+        default: Default::Unset,
+        range: "public keys in hex, separated by `,` or whitespace",
+        help: "keys the node signed with before a rotation, listed as `retired` on `/rewarder/keys` (below); each once, never the active key",
     },
     Knob {
         env: "AMNESIA_DIR",

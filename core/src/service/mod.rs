@@ -34,7 +34,6 @@ macro_rules! phase_span {
 }
 
 pub mod auth;
-mod compute;
 pub mod durable;
 pub mod egress;
 mod fair;

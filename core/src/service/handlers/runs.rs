@@ -16,10 +16,10 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::inflight::Permit;
-use super::metrics::{RunStatus, Scale};
-use super::store::StoredRun;
-use super::{HTML, JSON, Response, Service, lock};
+use super::super::inflight::Permit;
+use super::super::metrics::{RunStatus, Scale};
+use super::super::store::StoredRun;
+use super::super::{HTML, JSON, Response, Service, lock};
 use crate::commit;
 use crate::compare::{self, Comparison};
 use crate::error::{Code, Error};
@@ -278,7 +278,7 @@ impl Service {
     /// A place among the computes in flight: `503 overloaded` when `MAX_INFLIGHT` are.
     fn admit_inflight(&self) -> Result<Permit<'_>, Error> {
         self.inflight.enter(self.hot().max_inflight).ok_or_else(|| {
-            self.metrics.reject(super::Rejection::Inflight);
+            self.metrics.reject(super::super::Rejection::Inflight);
             Error::new(Code::Overloaded, "too many computes in flight").with_detail("retry_after", 1)
         })
     }

@@ -1,0 +1,81 @@
+//! The sealed-document uploads: `PUT /rewarder/inputs` and `PUT /rewarder/policies`.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::super::{Response, Service, lock};
+use super::json_response;
+use crate::error::Error;
+use crate::inputs::Inputs;
+use crate::policy::Policy;
+
+/// Smallest upload whose content id is hashed beside its parse: below it, the hash (tens of
+/// microseconds) costs less than handing it to another thread.
+const OVERLAP_HASH_BYTES_MIN: usize = 1 << 20;
+
+impl Service {
+    /// Keeps a new artifact with the host; counts a spill when the host could not.
+    pub(crate) fn keep_artifact(&self, name: &str, bytes: &[u8]) {
+        if !self.artifacts.keep(name, bytes) {
+            self.metrics.amnesia_spill();
+        }
+    }
+
+    /// `PUT /rewarder/inputs`: `201 {"inputs_cid","epoch","actors","events"}`, `200` when the
+    /// tenant already stored these exact bytes (found by content id, not parsed again).
+    ///
+    /// The bytes are hashed once. When the tenant holds a document of the same length (a
+    /// re-upload, likely), they are hashed first and a stored one answers without a parse;
+    /// otherwise a large document is hashed on the host's second thread while this one
+    /// parses it ([`Inputs::parse_overlapped`]).
+    pub(super) fn put_inputs(&self, tenant: &str, raw: &[u8]) -> Result<Response, Error> {
+        let limits = &self.config.limits;
+        let maybe_stored = lock(&self.documents).may_hold_inputs(tenant, raw.len());
+        let cid = maybe_stored.then(|| crate::commit::content_id(raw));
+        let stored = cid.as_ref().and_then(|cid| lock(&self.documents).inputs(tenant, cid));
+        let (inputs, new) = match stored {
+            Some(inputs) => (inputs, false),
+            None => {
+                let span = phase_span!("parse", bytes = raw.len());
+                let parsed = span.in_scope(|| match cid {
+                    Some(cid) => Inputs::parse_with_cid(raw, limits, cid),
+                    None if raw.len() >= OVERLAP_HASH_BYTES_MIN => {
+                        Inputs::parse_overlapped(raw, limits, &*self.overlap)
+                    }
+                    None => Inputs::parse(raw, limits),
+                })?;
+                lock(&self.documents).insert_inputs(tenant, Arc::new(parsed), raw.len())?
+            }
+        };
+        if new {
+            self.keep_artifact(inputs.cid(), raw);
+        }
+        let body = json!({
+            "inputs_cid": inputs.cid(),
+            "epoch": inputs.epoch(),
+            "actors": inputs.actor_count(),
+            "events": inputs.event_count(),
+        });
+        Ok(json_response(if new { 201 } else { 200 }, &body))
+    }
+
+    /// `PUT /rewarder/policies`: `201 {"policy_hash","policy_id"}`, `200` when already stored.
+    pub(super) fn put_policy(&self, tenant: &str, raw: &[u8]) -> Result<Response, Error> {
+        let hash = crate::commit::content_id(raw);
+        let stored = lock(&self.documents).policy(tenant, &hash);
+        let (policy, new) = match stored {
+            Some(policy) => (policy, false),
+            None => {
+                let parsed =
+                    Arc::new(phase_span!("parse", bytes = raw.len()).in_scope(|| Policy::parse(raw))?);
+                lock(&self.documents).insert_policy(tenant, parsed, raw.len())?
+            }
+        };
+        if new {
+            self.keep_artifact(policy.hash(), raw);
+        }
+        let body = json!({"policy_hash": policy.hash(), "policy_id": policy.policy_id()});
+        Ok(json_response(if new { 201 } else { 200 }, &body))
+    }
+}

@@ -56,21 +56,33 @@ pub struct ResultMeta<'a> {
 
 /// Renders the API.md §1.2 body in one buffer.
 pub fn render(run: &Run, signatures: &Signatures, meta: &ResultMeta<'_>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(2560 + meta.allocations.map_or(0, <[u8]>::len));
+    let (mut out, at) = render_around(run, signatures, meta);
+    if let (Some(at), Some(allocations)) = (at, meta.allocations) {
+        out.reserve_exact(allocations.len());
+        out.splice(at..at, allocations.iter().copied());
+    }
+    out
+}
+
+/// The API.md §1.2 body without the bytes of its `allocations` array, and where they go (when
+/// [`ResultMeta::allocations`] asks for them): a host that keeps the array writes it from
+/// there, so an answer never copies its bulk.
+pub fn render_around(run: &Run, signatures: &Signatures, meta: &ResultMeta<'_>) -> (Vec<u8>, Option<usize>) {
+    let mut out = Vec::with_capacity(2560);
     write_manifest(&mut out, run);
     out.extend_from_slice(b",\"signatures\":");
     write_json(&mut out, &SignaturesView(signatures));
-    if let Some(allocations) = meta.allocations {
+    let at = meta.allocations.map(|_| {
         out.extend_from_slice(b",\"allocations\":");
-        out.extend_from_slice(allocations);
-    }
+        out.len()
+    });
     out.extend_from_slice(b",\"ledger\":");
     let durable = (meta.ledger.status != LedgerStatus::DryRun).then_some(meta.durable);
     write_json(&mut out, &LedgerJson { report: &meta.ledger, durable });
     out.extend_from_slice(b",\"timing\":");
     write_json(&mut out, &Timing { compute_ms: meta.compute_ms });
     out.push(b'}');
-    out
+    (out, at)
 }
 
 /// The members of a §1.2 body that describe the run itself, in their order — `manifest`,

@@ -123,8 +123,21 @@ pub struct Response {
     pub content_type: &'static str,
     /// Seconds for a `Retry-After` header (429 and 503 always carry one).
     pub retry_after_s: Option<u32>,
-    /// The body.
+    /// The body, or with [`Response::shared`] the body around the shared bytes.
     pub body: Vec<u8>,
+    /// Bytes kept elsewhere that belong in the body at their offset (a stored run's rendered
+    /// `allocations` array, most of a full answer): a host writes them from where they are
+    /// kept instead of copying them into the body. [`Service::handle`] answers them spliced in.
+    pub shared: Option<Shared>,
+}
+
+/// Bytes of an answer shared with the store (see [`Response::shared`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shared {
+    /// Where in [`Response::body`] the bytes go.
+    pub at: usize,
+    /// The bytes.
+    pub bytes: Arc<Vec<u8>>,
 }
 
 /// The JSON content type.
@@ -135,6 +148,28 @@ pub const HTML: &str = "text/html; charset=utf-8";
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4";
 
 impl Response {
+    /// The bytes of the whole body, shared ones included.
+    pub fn body_len(&self) -> usize {
+        self.body.len() + self.shared.as_ref().map_or(0, |s| s.bytes.len())
+    }
+
+    /// The whole body in order, as up to three pieces (the body before the shared bytes, the
+    /// shared bytes, the rest), for a vectored write.
+    pub fn pieces(&self) -> [&[u8]; 3] {
+        match &self.shared {
+            None => [&self.body, &[], &[]],
+            Some(s) => [&self.body[..s.at], &s.bytes, &self.body[s.at..]],
+        }
+    }
+
+    /// The answer with its shared bytes copied into the body.
+    pub fn spliced(mut self) -> Response {
+        if let Some(s) = self.shared.take() {
+            self.body.splice(s.at..s.at, s.bytes.iter().copied());
+        }
+        self
+    }
+
     /// The API.md §2 error envelope for `error`, with `Retry-After` on 429 and 503.
     pub fn error(error: &Error, corr_id: &str) -> Response {
         let status = error.status();
@@ -149,6 +184,7 @@ impl Response {
             content_type: JSON,
             retry_after_s,
             body: error.envelope(corr_id).to_string().into_bytes(),
+            shared: None,
         }
     }
 }
@@ -402,7 +438,7 @@ impl Service {
             corr_id: request.corr_id,
         };
         match self.admit(&head) {
-            Ok(admitted) => self.answer(&admitted, request.body, request.corr_id),
+            Ok(admitted) => self.answer(&admitted, request.body, request.corr_id).spliced(),
             Err(refused) => refused,
         }
     }
@@ -432,7 +468,7 @@ impl Service {
     }
 
     /// The body phase: runs the admitted request's handler over its decoded body. Counts the
-    /// response under `http_requests_total`.
+    /// response under `http_requests_total`. A full result may come with [`Response::shared`].
     pub fn answer(&self, admitted: &Admitted, body: &[u8], corr_id: &str) -> Response {
         let served = if body.len() > admitted.body_max {
             Err(Error::new(Code::BodyTooLarge, format!("the body exceeds {} bytes", admitted.body_max)))

@@ -179,7 +179,7 @@ pub(crate) struct StoredRun {
     signatures: OnceLock<Signatures>,
     /// Its `allocations` array as answered, rendered once: the bytes never change, and a
     /// repeated full answer is then a copy, not a render (counted in [`run_weight`]).
-    allocations_json: OnceLock<Vec<u8>>,
+    allocations_json: OnceLock<Arc<Vec<u8>>>,
 }
 
 impl StoredRun {
@@ -195,8 +195,8 @@ impl StoredRun {
     }
 
     /// Its `allocations` array, rendering it on first use.
-    pub(crate) fn allocations_json(&self) -> &[u8] {
-        self.allocations_json.get_or_init(|| crate::result::render_allocations(&self.run))
+    pub(crate) fn allocations_json(&self) -> &Arc<Vec<u8>> {
+        self.allocations_json.get_or_init(|| Arc::new(crate::result::render_allocations(&self.run)))
     }
 
     /// Its signatures under `keys`, signing on first use (a concurrent caller waits for it).

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use mio::Token;
-use rewarder_core::service::{Admitted, Head, Rejection, Response, Service};
+use rewarder_core::service::{Admitted, Head, Rejection, Response, Service, Shared};
 use rewarder_core::{Code, Error};
 
 use super::framing::{self, ChunkError, Chunked, Framing, RequestHead};
@@ -101,29 +101,44 @@ struct BodyRead {
     length: usize,
 }
 
-/// An answer being written: its head, then its body.
+/// An answer being written: its head, then its body, whose shared bytes (a stored run's
+/// `allocations`) are written from where the service keeps them.
 #[derive(Default)]
 struct Out {
     head: Vec<u8>,
     body: Vec<u8>,
+    shared: Option<Shared>,
     at: usize,
 }
 
 impl Out {
+    fn len(&self) -> usize {
+        self.head.len() + self.body.len() + self.shared.as_ref().map_or(0, |s| s.bytes.len())
+    }
+
     fn pending(&self) -> bool {
-        self.at < self.head.len() + self.body.len()
+        self.at < self.len()
+    }
+
+    /// What is left to write, in order, from byte `at` of the whole answer.
+    fn rest(&self) -> [&[u8]; 4] {
+        let split = self.shared.as_ref().map_or(self.body.len(), |s| s.at);
+        let shared: &[u8] = self.shared.as_ref().map_or(&[], |s| &s.bytes[..]);
+        let mut pieces = [&self.head[..], &self.body[..split], shared, &self.body[split..]];
+        let mut skip = self.at;
+        for piece in &mut pieces {
+            let n = skip.min(piece.len());
+            *piece = &piece[n..];
+            skip -= n;
+        }
+        pieces
     }
 
     /// Writes what the socket takes; `Ok(true)` once everything, TLS records included, is
     /// with the kernel.
     fn write(&mut self, io: &mut WireIo) -> std::io::Result<bool> {
         while self.pending() {
-            let (head, body) = if self.at < self.head.len() {
-                (&self.head[self.at..], &self.body[..])
-            } else {
-                (&[][..], &self.body[self.at - self.head.len()..])
-            };
-            let n = io.write_from(&[head, body])?;
+            let n = io.write_from(&self.rest())?;
             if n == 0 {
                 return Ok(false);
             }
@@ -244,7 +259,7 @@ impl Conn {
 
     /// Takes a compute thread's answer.
     pub(crate) fn deliver(&mut self, done: Done, cx: &mut Ctx<'_>) -> Next {
-        self.out = Out { head: done.head, body: done.body, at: 0 };
+        self.out = Out { head: done.head, body: done.body, shared: done.shared, at: 0 };
         let after = if done.close || cx.stopping { After::Linger } else { After::KeepAlive };
         self.state = State::Writing(after);
         self.deadline = cx.now + cx.limits.write_timeout;
@@ -449,7 +464,7 @@ impl Conn {
             return Step::Again;
         }
         if head.expects_continue && self.buf.is_empty() {
-            self.out = Out { head: CONTINUE.to_vec(), body: Vec::new(), at: 0 };
+            self.out = Out { head: CONTINUE.to_vec(), ..Out::default() };
         }
         let (chunked, length) = match head.framing {
             Framing::None => (None, 0),
@@ -593,8 +608,9 @@ impl Conn {
         let mut out_head = std::mem::take(&mut self.out.head);
         out_head.drain(..self.out.at.min(out_head.len()));
         out_head.extend_from_slice(&head);
-        let body = if self.head_only { Vec::new() } else { response.body };
-        self.out = Out { head: out_head, body, at: 0 };
+        let (body, shared) =
+            if self.head_only { (Vec::new(), None) } else { (response.body, response.shared) };
+        self.out = Out { head: out_head, body, shared, at: 0 };
         if after == After::Linger {
             // Nothing more of this connection is read as a request.
             self.buf.clear();
@@ -619,5 +635,31 @@ impl Conn {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn an_answer_with_shared_bytes_is_written_in_order_from_any_offset() {
+        let out = |at| Out {
+            head: b"HEAD|".to_vec(),
+            body: b"{\"a\":,\"b\":1}".to_vec(),
+            shared: Some(Shared { at: 5, bytes: Arc::new(b"[1,2,3]".to_vec()) }),
+            at,
+        };
+        let whole = b"HEAD|{\"a\":[1,2,3],\"b\":1}";
+        assert_eq!(out(0).len(), whole.len());
+        // Every offset a partial write can stop at, the splice's edges included.
+        for at in 0..=whole.len() {
+            let rest: Vec<u8> = out(at).rest().concat();
+            assert_eq!(rest, &whole[at..], "from byte {at}");
+        }
+        let plain = Out { head: b"H".to_vec(), body: b"body".to_vec(), shared: None, at: 2 };
+        assert_eq!(plain.rest().concat(), b"ody");
     }
 }

@@ -372,7 +372,7 @@ pub fn response_head(response: &Response, corr_id: &str, close: bool) -> Vec<u8>
         response.status,
         wire::reason(response.status),
         response.content_type,
-        response.body.len(),
+        response.body_len(),
     );
     if let Some(s) = response.retry_after_s {
         let _ = write!(head, "Retry-After: {s}\r\n");

@@ -490,7 +490,7 @@ impl IoLoop<'_> {
         let response =
             wire::error_response(Code::Overloaded, "too many connections; retry shortly", &corr_id);
         let mut bytes = framing::response_head(&response, &corr_id, true);
-        bytes.extend_from_slice(&response.body);
+        bytes.extend_from_slice(&response.spliced().body);
         let _ = sock.write(&bytes);
         let _ = sock.shutdown(std::net::Shutdown::Write);
         // Take what already arrived so closing does not reset the answer away; never wait.

@@ -14,7 +14,7 @@ use std::thread;
 
 use mio::{Token, Waker};
 use rewarder_core::Code;
-use rewarder_core::service::{Admitted, Response, Service};
+use rewarder_core::service::{Admitted, Response, Service, Shared};
 
 use super::framing;
 use crate::wire::{self, Encoding};
@@ -43,8 +43,10 @@ pub(crate) struct Done {
     pub(crate) token: Token,
     /// The head, ready to send.
     pub(crate) head: Vec<u8>,
-    /// The body.
+    /// The body (around the shared bytes, when there are).
     pub(crate) body: Vec<u8>,
+    /// Bytes of the body kept by the service (a run's `allocations`), written from there.
+    pub(crate) shared: Option<Shared>,
     /// Whether the connection ends after it.
     pub(crate) close: bool,
     /// The bytes of request body the job held (given back to the held-bytes budget).
@@ -166,8 +168,8 @@ impl Pool {
         span.record("status", response.status);
         tracing::debug!(corr_id, route = admitted.route(), status = response.status, "answered");
         let head = framing::response_head(&response, &corr_id, close);
-        let body = if head_only { Vec::new() } else { response.body };
-        Done { token, head, body, close, held }
+        let (body, shared) = if head_only { (Vec::new(), None) } else { (response.body, response.shared) };
+        Done { token, head, body, shared, close, held }
     }
 }
 

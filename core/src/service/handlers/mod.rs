@@ -24,7 +24,13 @@ pub(crate) use probes::{keys_body, version_body};
 
 /// A JSON response.
 pub(crate) fn json_response(status: u16, body: &Value) -> Response {
-    Response { status, content_type: JSON, retry_after_s: None, body: body.to_string().into_bytes() }
+    Response {
+        status,
+        content_type: JSON,
+        retry_after_s: None,
+        body: body.to_string().into_bytes(),
+        shared: None,
+    }
 }
 
 /// The tenant of an admitted request (every endpoint with a scope has a principal).
@@ -50,18 +56,21 @@ impl Service {
                 content_type: JSON,
                 retry_after_s: None,
                 body: self.version_body.clone(),
+                shared: None,
             }),
             Endpoint::Keys => Ok(Response {
                 status: 200,
                 content_type: JSON,
                 retry_after_s: None,
                 body: self.keys_body.clone(),
+                shared: None,
             }),
             Endpoint::Metrics => Ok(Response {
                 status: 200,
                 content_type: PROMETHEUS_TEXT,
                 retry_after_s: None,
                 body: self.metrics_text().into_bytes(),
+                shared: None,
             }),
             Endpoint::PutInputs => self.put_inputs(tenant(principal)?, body),
             Endpoint::PutPolicy => self.put_policy(tenant(principal)?, body),

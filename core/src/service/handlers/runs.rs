@@ -19,15 +19,16 @@ use serde_json::{Map, Value};
 use super::super::inflight::Permit;
 use super::super::metrics::{RunStatus, Scale};
 use super::super::store::StoredRun;
-use super::super::{HTML, JSON, Response, Service, lock};
+use super::super::{HTML, JSON, Response, Service, Shared, lock};
 use crate::commit;
 use crate::compare::{self, Comparison};
 use crate::error::{Code, Error};
 use crate::inputs::Inputs;
 use crate::manifest::Manifest;
 use crate::policy::Policy;
-use crate::result::{self, LedgerStatus, ResultMeta};
+use crate::result::{self, LedgerReport, LedgerStatus, ResultMeta};
 use crate::run::Run;
+use crate::sign::Signatures;
 
 /// Longest piece of a request echoed back in an error message.
 const ECHO_MAX_CHARS: usize = 128;
@@ -241,9 +242,10 @@ impl Service {
         };
         let (ledger, allocations) = answer?;
         let status = if ledger.status == LedgerStatus::Quarantined { 202 } else { 200 };
-        let meta = ResultMeta { ledger, compute_ms: stored.compute_ms, allocations, durable: self.durable() };
-        let body = result::render(&stored.run, signatures, &meta);
-        Ok(Response { status, content_type: JSON, retry_after_s: None, body })
+        Ok(Response {
+            status,
+            ..self.result_body(&stored.run, signatures, ledger, stored.compute_ms, allocations)
+        })
     }
 
     /// A compute's parse phase: its body, then the tenant's documents it names and the
@@ -346,7 +348,7 @@ impl Service {
         } else {
             (JSON, compare::json::render(&comparison, request.top))
         };
-        Ok(Response { status: 200, content_type, retry_after_s: None, body })
+        Ok(Response { status: 200, content_type, retry_after_s: None, body, shared: None })
     }
 
     /// Keeps a new run's record with the host and stores the run.
@@ -371,14 +373,29 @@ impl Service {
     /// The API.md §1.2 body of a stored run.
     fn result_response(&self, stored: &StoredRun, with_allocations: bool) -> Response {
         let allocations = with_allocations.then(|| stored.allocations_json());
+        let signatures = stored.signatures(&self.config.keys);
+        self.result_body(&stored.run, signatures, stored.ledger(), stored.compute_ms, allocations)
+    }
+
+    /// A `200` with the API.md §1.2 body of a run; its kept `allocations` array, when asked
+    /// for, goes out shared ([`Response::shared`]), not copied.
+    fn result_body(
+        &self,
+        run: &Run,
+        signatures: &Signatures,
+        ledger: LedgerReport,
+        compute_ms: f64,
+        allocations: Option<&Arc<Vec<u8>>>,
+    ) -> Response {
         let meta = ResultMeta {
-            ledger: stored.ledger(),
-            compute_ms: stored.compute_ms,
-            allocations,
+            ledger,
+            compute_ms,
+            allocations: allocations.map(|a| a.as_slice()),
             durable: self.durable(),
         };
-        let body = result::render(&stored.run, stored.signatures(&self.config.keys), &meta);
-        Response { status: 200, content_type: JSON, retry_after_s: None, body }
+        let (body, at) = result::render_around(run, signatures, &meta);
+        let shared = at.zip(allocations).map(|(at, bytes)| Shared { at, bytes: Arc::clone(bytes) });
+        Response { status: 200, content_type: JSON, retry_after_s: None, body, shared }
     }
 
     fn latest_run(&self, tenant: &str, epoch: &str) -> Result<Arc<StoredRun>, Error> {
@@ -429,7 +446,7 @@ impl Service {
         };
         let body = serde_json::to_vec(&body)
             .map_err(|_| Error::new(Code::Internal, "could not render the proof"))?;
-        Ok(Response { status: 200, content_type: JSON, retry_after_s: None, body })
+        Ok(Response { status: 200, content_type: JSON, retry_after_s: None, body, shared: None })
     }
 }
 

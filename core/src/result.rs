@@ -56,11 +56,19 @@ pub struct ResultMeta<'a> {
 
 /// Renders the API.md §1.2 body in one buffer.
 pub fn render(run: &Run, signatures: &Signatures, meta: &ResultMeta<'_>) -> Vec<u8> {
-    let (mut out, at) = render_around(run, signatures, meta);
-    if let (Some(at), Some(allocations)) = (at, meta.allocations) {
-        out.reserve_exact(allocations.len());
-        out.splice(at..at, allocations.iter().copied());
+    let (out, at) = render_around(run, signatures, meta);
+    match (at, meta.allocations) {
+        (Some(at), Some(allocations)) => spliced(&out, at, allocations),
+        _ => out,
     }
+}
+
+/// `body` with `bytes` put in at `at`, in one buffer of the exact size.
+pub fn spliced(body: &[u8], at: usize, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + bytes.len());
+    out.extend_from_slice(&body[..at]);
+    out.extend_from_slice(bytes);
+    out.extend_from_slice(&body[at..]);
     out
 }
 

@@ -165,7 +165,7 @@ impl Response {
     /// The answer with its shared bytes copied into the body.
     pub fn spliced(mut self) -> Response {
         if let Some(s) = self.shared.take() {
-            self.body.splice(s.at..s.at, s.bytes.iter().copied());
+            self.body = crate::result::spliced(&self.body, s.at, &s.bytes);
         }
         self
     }

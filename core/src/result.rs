@@ -64,7 +64,7 @@ pub fn render(run: &Run, signatures: &Signatures, meta: &ResultMeta<'_>) -> Vec<
 }
 
 /// `body` with `bytes` put in at `at`, in one buffer of the exact size.
-pub fn spliced(body: &[u8], at: usize, bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn spliced(body: &[u8], at: usize, bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + bytes.len());
     out.extend_from_slice(&body[..at]);
     out.extend_from_slice(bytes);

@@ -153,15 +153,6 @@ impl Response {
         self.body.len() + self.shared.as_ref().map_or(0, |s| s.bytes.len())
     }
 
-    /// The whole body in order, as up to three pieces (the body before the shared bytes, the
-    /// shared bytes, the rest), for a vectored write.
-    pub fn pieces(&self) -> [&[u8]; 3] {
-        match &self.shared {
-            None => [&self.body, &[], &[]],
-            Some(s) => [&self.body[..s.at], &s.bytes, &self.body[s.at..]],
-        }
-    }
-
     /// The answer with its shared bytes copied into the body.
     pub fn spliced(mut self) -> Response {
         if let Some(s) = self.shared.take() {

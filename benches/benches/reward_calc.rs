@@ -8,7 +8,7 @@ use rewarder_core::service::Overlap;
 use rewarder_core::{Inputs, Limits, Run, merkle};
 use rewarder_testkit::Scale;
 
-/// A second thread for [`Overlap`], as the micronode's `ScopedThread`.
+/// A second thread for [`Overlap`] (a scoped one per call: the micronode keeps a long-lived `SideThread`).
 struct Threads;
 
 impl Overlap for Threads {

@@ -257,7 +257,7 @@ mod tests {
     fn leaves_hashed_in_two_halves_make_the_same_run() {
         // Enough leaf blocks to split: 3,000 payees with 100-byte ids (two blocks each). The
         // halves run one after the other here (core has no threads); the nodes' hosts run them
-        // on two (micronode's `ScopedThread`, `core/tests/service.rs`'s `CountingThreads`).
+        // on two (micronode's `SideThread`, `core/tests/service.rs`'s `CountingThreads`).
         let actors: Vec<String> = (0..3000).map(|i| format!("{i:0>100}")).collect();
         let events: Vec<String> = (0..3000).map(|i| format!("[{i},{i},0,{}]", 1 + i % 97)).collect();
         let inputs = format!(

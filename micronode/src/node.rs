@@ -32,7 +32,7 @@ use crate::clock::SystemClock;
 use crate::config::{EnvReload, FileReload, LedgerConfig, LogFormat, NodeConfig};
 use crate::http::{RunningServer, Server, ServerOptions, TransportLimits};
 use crate::ledger::{DrainThread, HttpLedger, SystemPacer};
-use crate::overlap::ScopedThread;
+use crate::overlap::SideThread;
 use crate::process::ProcSelf;
 use crate::{keys, tls};
 
@@ -309,8 +309,10 @@ impl Node {
             hot,
             features,
         };
+        let side = SideThread::start()
+            .map_err(|e| NodeError::Runtime(format!("cannot start the side thread: {e}")))?;
         let mut service = Service::new(service_config, Arc::new(SystemClock::new()), artifacts, reload)
-            .with_overlap(Arc::new(ScopedThread));
+            .with_overlap(Arc::new(side));
         if flavor != Flavor::Embedded {
             // An app's node is no process of its own: no process metrics, no build of its own.
             service = service.with_process_probe(Arc::new(ProcSelf)).with_build(&crate::build::BUILD);

@@ -275,11 +275,15 @@ mod tests {
         // A quote past the first 64 bytes of ids (the scan's block size).
         let long = "a".repeat(120);
         rows_equal_serde_json(&[&long, "b", "z\"q"]);
+        // An id of the longest length, copied whole.
+        rows_equal_serde_json(&[&"m".repeat(128), "b"]);
     }
 
     fn rows_equal_serde_json(ids: &[&str]) {
+        // The last actor's score is above 2^64 (2^53 - 1 units at weight 10^6): the u128 digits.
+        let units = |i: usize| if i + 1 == ids.len() { 9_007_199_254_740_991 } else { 1000 + 37 * i as u64 };
         let events: Vec<String> =
-            (0..ids.len()).map(|i| format!("[{}, {i}, 0, {}]", i + 1, 1000 + 37 * i)).collect();
+            (0..ids.len()).map(|i| format!("[{}, {i}, 0, {}]", i + 1, units(i))).collect();
         let inputs = format!(
             r#"{{"schema":"rewarder.inputs.v1","epoch":"e","pool_minor":"18446744073709551615","kinds":["k"],"actors":{},"events":[{}]}}"#,
             serde_json::to_string(&ids).unwrap(),
@@ -297,6 +301,7 @@ mod tests {
             })
             .collect();
         assert_eq!(expected.len(), ids.len());
+        assert!(run.allocations().any(|a| a.score > u128::from(u64::MAX)), "a score above 2^64");
         let mut ours = Vec::new();
         write_allocations(&mut ours, &run);
         assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&expected).unwrap());

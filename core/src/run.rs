@@ -32,6 +32,29 @@ pub struct Allocation<'a> {
     pub score: u128,
 }
 
+/// A run committed to (root, manifest, digest) whose invariants are still to be checked.
+///
+/// The digest is final before the check, so a host may sign it beside the check and the rest
+/// of its answer (`service::handlers::runs`): the signature of a slow post-quantum scheme then
+/// has that much more work to hide behind. Only [`Committed::check`] gives the [`Run`] that
+/// may be answered or stored; a failed check throws the signature away with the run.
+#[derive(Debug)]
+pub(crate) struct Committed(Run);
+
+impl Committed {
+    /// The manifest digest the run commits to.
+    pub(crate) fn digest(&self) -> &[u8; 32] {
+        &self.0.digest
+    }
+
+    /// The run, once its invariants hold; `Code::InvariantViolation` otherwise, and nothing of
+    /// the run may leave.
+    pub(crate) fn check(self) -> Result<Run, Error> {
+        crate::invariants::check(&self.0.inputs, &self.0.outcome)?;
+        Ok(self.0)
+    }
+}
+
 /// A payee's Merkle proof.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Proof {
@@ -87,7 +110,17 @@ impl Run {
         tenant: &str,
         overlap: &dyn Overlap,
     ) -> Result<Run, Error> {
-        Run::commit(inputs, policy, tenant, calculus::allocate(inputs, policy)?, Some(overlap))
+        Run::commit_overlapped(inputs, policy, tenant, overlap)?.check()
+    }
+
+    /// [`Run::compute_overlapped`] up to its commitments, the invariants not yet checked.
+    pub(crate) fn commit_overlapped(
+        inputs: &Arc<Inputs>,
+        policy: &Policy,
+        tenant: &str,
+        overlap: &dyn Overlap,
+    ) -> Result<Committed, Error> {
+        Ok(Run::commit_unchecked(inputs, policy, tenant, calculus::allocate(inputs, policy)?, Some(overlap)))
     }
 
     /// [`Run::compute`], and which actors the policy's limits bound in this very run (what a
@@ -101,8 +134,7 @@ impl Run {
         Ok((Run::commit(inputs, policy, tenant, outcome, None)?, bounds))
     }
 
-    /// Checks the invariants of an allocation, then commits to it: root, manifest, digest;
-    /// the Merkle leaves hashed in two halves on `overlap`, when given and worth it.
+    /// Commits to an allocation (root, manifest, digest), then checks its invariants.
     fn commit(
         inputs: &Arc<Inputs>,
         policy: &Policy,
@@ -110,7 +142,18 @@ impl Run {
         outcome: Outcome,
         overlap: Option<&dyn Overlap>,
     ) -> Result<Run, Error> {
-        crate::invariants::check(inputs, &outcome)?;
+        Run::commit_unchecked(inputs, policy, tenant, outcome, overlap).check()
+    }
+
+    /// Commits to an allocation: root, manifest, digest; the Merkle leaves hashed in two halves
+    /// on `overlap`, when given and worth it.
+    fn commit_unchecked(
+        inputs: &Arc<Inputs>,
+        policy: &Policy,
+        tenant: &str,
+        outcome: Outcome,
+        overlap: Option<&dyn Overlap>,
+    ) -> Committed {
         let leaves = leaves(inputs, &outcome.payees, overlap);
         let root = merkle::root(&leaves);
         let manifest = Manifest {
@@ -129,7 +172,7 @@ impl Run {
             allocations_root: commit::b3_hex(&root),
         };
         let digest = manifest.digest_bytes();
-        Ok(Run { inputs: Arc::clone(inputs), outcome, manifest, digest })
+        Committed(Run { inputs: Arc::clone(inputs), outcome, manifest, digest })
     }
 
     /// A run rebuilt from what a durable queue record keeps of it (`service::durable`): its

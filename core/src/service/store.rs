@@ -204,6 +204,12 @@ impl StoredRun {
         self.signatures.get_or_init(|| keys.sign(self.run.digest_bytes()))
     }
 
+    /// Keeps `signatures`, made of its digest beside its check, as its signatures; the ones
+    /// already kept win (a concurrent answer signed first: both are deterministic, and equal).
+    pub(crate) fn signed_with(&self, signatures: Signatures) {
+        self.signatures.get_or_init(|| signatures);
+    }
+
     /// Whether [`StoredRun::signatures`] would answer at once.
     pub(crate) fn is_signed(&self) -> bool {
         self.signatures.get().is_some()

@@ -9,8 +9,8 @@
 //! buffer grown to the answer's `Content-Length`, so what it times is the server and the
 //! kernel's loopback copy.
 //!
-//! Usage: `http_latency PORT PATH BODIES_FILE SECONDS` (release build). Prints one JSON line:
-//! `{"requests","p50_ms","p95_ms","p99_ms","max_ms"}`. Exits non-zero on any answer but 200.
+//! Usage: `http_latency PORT PATH BODIES_FILE SECONDS` (release build). Prints one JSON line
+//! ([`rewarder_benches::latency_json`]). Exits non-zero on any answer but 200.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -32,7 +32,7 @@ fn main() {
         .map(str::to_owned)
         .collect();
     assert!(!bodies.is_empty(), "{bodies_file} holds no bodies");
-    let run_for = Duration::from_secs(seconds.parse().expect("SECONDS"));
+    let run_for = Duration::from_secs_f64(seconds.parse().expect("SECONDS, a number"));
     let mut stream = TcpStream::connect(("127.0.0.1", port.parse::<u16>().expect("PORT"))).expect("connect");
     stream.set_nodelay(true).expect("nodelay");
     let mut answer = Vec::new();
@@ -55,16 +55,7 @@ fn main() {
             std::process::exit(1);
         }
     }
-    times.sort_by(f64::total_cmp);
-    let at = |p: f64| times[((p / 100.0 * times.len() as f64).ceil() as usize).clamp(1, times.len()) - 1];
-    println!(
-        "{{\"requests\":{},\"p50_ms\":{:.3},\"p95_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3}}}",
-        times.len(),
-        at(50.0),
-        at(95.0),
-        at(99.0),
-        at(100.0)
-    );
+    println!("{}", rewarder_benches::latency_json(&times));
 }
 
 /// Reads one answer (head and `Content-Length` body) into the front of `buf`, which keeps its

@@ -3,7 +3,7 @@
 //! transport's own cost is the difference of the two p95s.
 //!
 //! Usage: `cargo run --release -p rewarder-benches --example service_latency -- SCALE RUNS`
-//! (SCALE is S, M or L). Prints one JSON line: `{"scale","runs","p50_ms","p95_ms"}`. Each
+//! (SCALE is S, M or L). Prints one JSON line ([`rewarder_benches::latency_json`]). Each
 //! request is a distinct run (its own policy id) with full allocations, a dry run, exactly as
 //! the HTTP harness asks.
 
@@ -54,12 +54,5 @@ fn main() {
             times.push(took.as_secs_f64() * 1e3);
         }
     }
-    times.sort_by(f64::total_cmp);
-    let at = |p: f64| times[((p / 100.0 * times.len() as f64).ceil() as usize).clamp(1, times.len()) - 1];
-    println!(
-        "{{\"scale\":\"{scale}\",\"runs\":{},\"p50_ms\":{:.3},\"p95_ms\":{:.3}}}",
-        times.len(),
-        at(50.0),
-        at(95.0)
-    );
+    println!("{}", rewarder_benches::latency_json(&times));
 }

@@ -94,6 +94,29 @@ pub fn service() -> Service {
     Service::new(config, still.clone(), still.clone(), still)
 }
 
+/// One JSON line of latencies in milliseconds, as the latency examples print it:
+/// `{"requests","p50_ms","p95_ms","p99_ms","max_ms","samples_ms":[…]}`, every sample in the
+/// order taken (so a harness can pool the samples of interleaved rounds).
+///
+/// # Panics
+/// If `samples` is empty.
+pub fn latency_json(samples: &[f64]) -> String {
+    assert!(!samples.is_empty(), "no latency samples");
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let at = |p: f64| sorted[((p / 100.0 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
+    let listed: Vec<String> = samples.iter().map(|ms| format!("{ms:.4}")).collect();
+    format!(
+        "{{\"requests\":{},\"p50_ms\":{:.3},\"p95_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3},\"samples_ms\":[{}]}}",
+        samples.len(),
+        at(50.0),
+        at(95.0),
+        at(99.0),
+        at(100.0),
+        listed.join(",")
+    )
+}
+
 /// The operations the regression gates measure (`rewarder-icount`, `rewarder-heap`), each
 /// prepared outside the measured region and run once inside it.
 pub mod gate {

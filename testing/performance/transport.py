@@ -7,8 +7,9 @@
   latency      HTTP p95 of distinct M and L computes with full allocations over one kept-alive
                connection, read with large reads (benches example http_latency), against the
                in-process Service p95 of the same requests (benches example service_latency), in
-               the same run (goal: +0.5 ms M, +1.5 ms L); wrk -c1's figures beside them (it reads
-               8 KiB at a time, a client cost that grows with the answer).
+               --rounds interleaved rounds of the same number of requests each, samples pooled
+               (goal: +0.5 ms M, +1.5 ms L); wrk -c1's figures beside them (it reads 8 KiB at a
+               time, a client cost that grows with the answer).
   cpu          wrk on distinct M runs, full answer against ?allocations=false: the node's CPU
                seconds per run from /proc/PID/stat, and runs/s (goal: full <= bare + 0.4 ms), on
                the micronode and the macronode.
@@ -17,7 +18,7 @@
                interleaved with an idle node's (goal: threads <= workers + 3, VmRSS <= 64 MiB,
                one descriptor per connection, p95 within 1.2x of the idle node).
 
-Usage: transport.py [floor|latency|cpu|connections ...] [--seconds 10] [--repeat 15]
+Usage: transport.py [floor|latency|cpu|connections ...] [--seconds 10] [--repeat 15] [--rounds 5]
 Build first: cargo build --release -p rewarder-micronode -p rewarder-macronode -p rewarder-testkit
              cargo build --release -p rewarder-benches --example service_latency --example http_latency
 Prints one JSON line per figure.
@@ -125,25 +126,36 @@ def floor(a):
             }), flush=True)
 
 
+def percentile(samples, p):
+    """The p-th percentile as rewarder_benches::latency_json takes it (nearest rank)."""
+    ranked = sorted(samples)
+    return ranked[min(max(1, -(-len(ranked) * p // 100)), len(ranked)) - 1]
+
+
 def latency(a):
     client = os.path.join(common.TARGET, "release", "examples", "http_latency")
     example = os.path.join(common.TARGET, "release", "examples", "service_latency")
+    run = lambda argv: json.loads(subprocess.run(argv, check=True, capture_output=True, text=True).stdout)
     for scale in ("M", "L"):
+        http_ms, service_ms = [], []
         with tempfile.TemporaryDirectory() as tmp, common.Node("rewarder-micronode", env=NODE_ENV) as node:
             bodies, _ = throughput.prepare(node.port, scale, 64, tmp)
             path = "/rewarder/epochs/perf/compute"
             throughput.run_wrk(node.port, 1, 2, bodies, path=path)
             wrk_res = throughput.run_wrk(node.port, 1, a.seconds, bodies, path=path, statuses=False)
             assert wrk_res["statuses"].get("not_2xx_3xx", 1) == 0, wrk_res
-            http_res = json.loads(subprocess.run([client, str(node.port), path, bodies, str(a.seconds)], check=True,
-                                                 capture_output=True, text=True).stdout)
-        runs = max(100, int(http_res["requests"]))
-        inproc = json.loads(subprocess.run([example, scale, str(runs)], check=True, capture_output=True, text=True).stdout)
+            # Rounds of HTTP then in process, the same number of requests each: drift of the
+            # machine (other work, the host) then weighs on both sides alike.
+            for _ in range(a.rounds):
+                got = run([client, str(node.port), path, bodies, str(a.seconds / a.rounds)])
+                http_ms += got["samples_ms"]
+                service_ms += run([example, scale, str(max(20, got["requests"]))])["samples_ms"]
+        http_p95, service_p95 = percentile(http_ms, 95), percentile(service_ms, 95)
         print(json.dumps({
-            "figure": "latency", "scale": scale, "allocations": True,
-            "http_requests": http_res["requests"], "http_p50_ms": http_res["p50_ms"], "http_p95_ms": http_res["p95_ms"],
-            "service_runs": inproc["runs"], "service_p50_ms": inproc["p50_ms"], "service_p95_ms": inproc["p95_ms"],
-            "p95_delta_ms": round(http_res["p95_ms"] - inproc["p95_ms"], 3),
+            "figure": "latency", "scale": scale, "allocations": True, "rounds": a.rounds,
+            "http_requests": len(http_ms), "http_p50_ms": round(percentile(http_ms, 50), 3), "http_p95_ms": round(http_p95, 3),
+            "service_runs": len(service_ms), "service_p50_ms": round(percentile(service_ms, 50), 3),
+            "service_p95_ms": round(service_p95, 3), "p95_delta_ms": round(http_p95 - service_p95, 3),
             "wrk": {"requests": wrk_res["requests"], "p50_ms": wrk_res["p50_ms"], "p95_ms": wrk_res["p95_ms"]},
         }), flush=True)
 
@@ -244,6 +256,7 @@ def main():
     ap.add_argument("figures", nargs="*", default=["floor", "latency", "cpu", "connections"])
     ap.add_argument("--seconds", type=int, default=10, help="wrk duration per point")
     ap.add_argument("--repeat", type=int, default=15, help="curl requests per server (floor)")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved HTTP / in-process rounds (latency)")
     ap.add_argument("--idle", type=int, default=10000, help="idle sockets (connections)")
     ap.add_argument("--hold", type=int, default=10, help="seconds the idle sockets are held at least")
     ap.add_argument("--requests", type=int, default=200, help="computes per node (connections)")

@@ -134,15 +134,32 @@ impl Inputs {
     /// thread, where it has one) while the calling thread parses: the same result, in the
     /// time of the longer of the two rather than their sum.
     pub fn parse_overlapped(raw: &[u8], limits: &Limits, overlap: &dyn Overlap) -> Result<Inputs, Error> {
-        let mut cid = String::new();
+        Inputs::parse_beside(raw, limits, None, overlap, &mut |_| {})
+    }
+
+    /// [`Inputs::parse_overlapped`] whose side then runs `beside` with the content id (a node
+    /// writes the raw document under it there), whatever the parse finds; `cid` when the
+    /// caller has hashed the bytes already, which are then not hashed again.
+    pub(crate) fn parse_beside(
+        raw: &[u8],
+        limits: &Limits,
+        cid: Option<String>,
+        overlap: &dyn Overlap,
+        beside: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Inputs, Error> {
+        let mut cid = cid;
         let mut parsed = None;
-        overlap.both(&mut || cid = content_id(raw), &mut || {
-            parsed = Some(crate::inputs_parse::parse_unhashed(raw, limits));
+        overlap.both(&mut || beside(cid.get_or_insert_with(|| content_id(raw))), &mut || {
+            parsed = Some(crate::inputs_parse::parse_unhashed(raw, limits))
         });
-        let mut inputs =
-            parsed.unwrap_or_else(|| Err(Error::new(Code::Internal, "the parse did not run")))?;
-        inputs.cid = cid;
-        Ok(inputs)
+        match (parsed, cid) {
+            (Some(parsed), Some(cid)) => {
+                let mut inputs = parsed?;
+                inputs.cid = cid;
+                Ok(inputs)
+            }
+            _ => Err(Error::new(Code::Internal, "the parse or the hash did not run")),
+        }
     }
 
     /// [`Inputs::parse`] of bytes whose content id the caller has just computed (a node

@@ -1,6 +1,8 @@
 //! The sealed inputs document (`rewarder.inputs.v1`, CALCULUS.md §1.1): parsed once, kept in
 //! an aggregated, order-independent form that computes read without touching the raw bytes.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::commit::content_id;
 use crate::error::{Code, Error};
 use crate::service::Overlap;
@@ -138,7 +140,8 @@ impl Inputs {
     }
 
     /// [`Inputs::parse_overlapped`] whose side then runs `beside` with the content id (a node
-    /// writes the raw document under it there), whatever the parse finds; `cid` when the
+    /// writes the raw document under it there), unless the parse has already failed by then:
+    /// a document refused early (garbage, or the wrong schema) costs no write. `cid` when the
     /// caller has hashed the bytes already, which are then not hashed again.
     pub(crate) fn parse_beside(
         raw: &[u8],
@@ -149,9 +152,20 @@ impl Inputs {
     ) -> Result<Inputs, Error> {
         let mut cid = cid;
         let mut parsed = None;
-        overlap.both(&mut || beside(cid.get_or_insert_with(|| content_id(raw))), &mut || {
-            parsed = Some(crate::inputs_parse::parse_unhashed(raw, limits))
-        });
+        let refused = AtomicBool::new(false);
+        overlap.both(
+            &mut || {
+                let cid = cid.get_or_insert_with(|| content_id(raw));
+                if !refused.load(Ordering::Relaxed) {
+                    beside(cid);
+                }
+            },
+            &mut || {
+                let result = crate::inputs_parse::parse_unhashed(raw, limits);
+                refused.store(result.is_err(), Ordering::Relaxed);
+                parsed = Some(result);
+            },
+        );
         match (parsed, cid) {
             (Some(parsed), Some(cid)) => {
                 let mut inputs = parsed?;

@@ -62,11 +62,14 @@ impl Service {
 
     /// Parses and stores a large inputs document the tenant does not hold: its content id is
     /// hashed (unless `cid` already is), then its raw bytes written to the host's
-    /// [`Artifacts`](crate::service::Artifacts), on the host's second thread while this one parses it
+    /// [`Artifacts`], on the host's second thread while this one parses it
     /// ([`Inputs::parse_overlapped`]), so that the write (milliseconds for megabytes, even on
     /// tmpfs) is off the answer's path. Written before the service knows whether it stores
-    /// the document, the artifact is taken back ([`discard`](crate::service::Artifacts::discard)) when the parse or the
+    /// the document, the artifact is taken back ([`Artifacts::discard`]) when the parse or the
     /// tenant's quota refuses it: a refused upload leaves nothing behind.
+    ///
+    /// [`Artifacts`]: crate::service::Artifacts
+    /// [`Artifacts::discard`]: crate::service::Artifacts::discard
     fn store_large_inputs(
         &self,
         tenant: &str,

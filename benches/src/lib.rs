@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rewarder_core::service::{Artifacts, Clock, Config, HotKnobs, Profile, Reload, Service};
+use rewarder_core::service::{Artifacts, Clock, Config, HotKnobs, Kept, Profile, Reload, Service};
 use rewarder_core::{Inputs, Limits, Policy, SigningKeys};
 use rewarder_testkit::Scale;
 
@@ -60,8 +60,8 @@ impl Clock for Still {
 }
 
 impl Artifacts for Still {
-    fn keep(&self, _: &str, _: &[u8]) -> bool {
-        true
+    fn keep(&self, _: &str, _: &[u8]) -> Kept {
+        Kept::Held
     }
 }
 

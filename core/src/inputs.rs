@@ -1,6 +1,8 @@
 //! The sealed inputs document (`rewarder.inputs.v1`, CALCULUS.md §1.1): parsed once, kept in
 //! an aggregated, order-independent form that computes read without touching the raw bytes.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::commit::content_id;
 use crate::error::{Code, Error};
 use crate::service::Overlap;
@@ -134,15 +136,44 @@ impl Inputs {
     /// thread, where it has one) while the calling thread parses: the same result, in the
     /// time of the longer of the two rather than their sum.
     pub fn parse_overlapped(raw: &[u8], limits: &Limits, overlap: &dyn Overlap) -> Result<Inputs, Error> {
-        let mut cid = String::new();
+        Inputs::parse_beside(raw, limits, None, overlap, &mut |_| {})
+    }
+
+    /// [`Inputs::parse_overlapped`] whose side then runs `beside` with the content id (a node
+    /// writes the raw document under it there), unless the parse has already failed by then:
+    /// a document refused early (garbage, or the wrong schema) costs no write. `cid` when the
+    /// caller has hashed the bytes already, which are then not hashed again.
+    pub(crate) fn parse_beside(
+        raw: &[u8],
+        limits: &Limits,
+        cid: Option<String>,
+        overlap: &dyn Overlap,
+        beside: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Inputs, Error> {
+        let mut cid = cid;
         let mut parsed = None;
-        overlap.both(&mut || cid = content_id(raw), &mut || {
-            parsed = Some(crate::inputs_parse::parse_unhashed(raw, limits));
-        });
-        let mut inputs =
-            parsed.unwrap_or_else(|| Err(Error::new(Code::Internal, "the parse did not run")))?;
-        inputs.cid = cid;
-        Ok(inputs)
+        let refused = AtomicBool::new(false);
+        overlap.both(
+            &mut || {
+                let cid = cid.get_or_insert_with(|| content_id(raw));
+                if !refused.load(Ordering::Relaxed) {
+                    beside(cid);
+                }
+            },
+            &mut || {
+                let result = crate::inputs_parse::parse_unhashed(raw, limits);
+                refused.store(result.is_err(), Ordering::Relaxed);
+                parsed = Some(result);
+            },
+        );
+        match (parsed, cid) {
+            (Some(parsed), Some(cid)) => {
+                let mut inputs = parsed?;
+                inputs.cid = cid;
+                Ok(inputs)
+            }
+            _ => Err(Error::new(Code::Internal, "the parse or the hash did not run")),
+        }
     }
 
     /// [`Inputs::parse`] of bytes whose content id the caller has just computed (a node

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rewarder_core::service::{
-    Artifacts, Clock, Config, HTML, HotKnobs, JSON, Overlap, PROMETHEUS_TEXT, Profile, Reload, Request,
+    Artifacts, Clock, Config, HTML, HotKnobs, JSON, Kept, Overlap, PROMETHEUS_TEXT, Profile, Reload, Request,
     Response, Service, auth,
 };
 use rewarder_core::{Limits, SigningKeys, merkle, sign};
@@ -49,17 +49,27 @@ impl Clock for FakeClock {
 #[derive(Default)]
 struct FakeArtifacts {
     refuse: AtomicBool,
+    /// Names kept, in order; a discarded one leaves the list.
     kept: Mutex<Vec<String>>,
+    /// Names discarded, with the byte lengths given back.
+    discarded: Mutex<Vec<(String, usize)>>,
 }
 
 impl Artifacts for FakeArtifacts {
-    fn keep(&self, name: &str, _bytes: &[u8]) -> bool {
+    fn keep(&self, name: &str, _bytes: &[u8]) -> Kept {
         assert!(
             name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b":._-".contains(&b)),
             "{name}"
         );
         self.kept.lock().unwrap().push(name.to_owned());
-        !self.refuse.load(Ordering::SeqCst)
+        if self.refuse.load(Ordering::SeqCst) { Kept::Spilled } else { Kept::Written }
+    }
+
+    fn discard(&self, name: &str, bytes_len: usize) {
+        let mut kept = self.kept.lock().unwrap();
+        let at = kept.iter().rposition(|k| k == name).expect("only what was kept is discarded");
+        kept.remove(at);
+        self.discarded.lock().unwrap().push((name.to_owned(), bytes_len));
     }
 }
 
@@ -760,6 +770,58 @@ fn large_uploads_are_hashed_once_beside_the_parse_and_re_uploads_skip_the_parse(
     bad[at] = b'x';
     assert_eq!(n.put_inputs(&bad, None).code(), "malformed_json");
     assert_eq!(Setup::default().node().put_inputs(&bad, None).code(), "malformed_json");
+}
+
+/// A large upload is written to the host beside its parse, before the service knows whether it
+/// stores it: when the parse or the tenant's quota refuses it, the artifact is taken back, and
+/// nothing is stored or counted; a good one is kept once and re-uploads as before.
+#[test]
+fn a_refused_large_upload_takes_back_its_artifact_and_stores_nothing() {
+    use rewarder_core::commit::content_id;
+    let threads = Arc::new(CountingThreads::default());
+    let n = Setup { overlap: Some(threads.clone()), ..Setup::default() }.node();
+    let mut bad = big_inputs(2 << 20, 13);
+    let at = bad.len() - 3;
+    bad[at] = b'x';
+    for _ in 0..2 {
+        // Refused each time: the first refusal stored nothing to answer the second from.
+        assert_eq!(n.put_inputs(&bad, None).code(), "malformed_json");
+    }
+    assert_eq!(threads.0.load(Ordering::SeqCst), 2, "hashed beside each parse");
+    assert!(n.artifacts.kept.lock().unwrap().is_empty());
+    // Written and taken back, or never written when the parse failed before the hash was done.
+    let discarded = n.artifacts.discarded.lock().unwrap().clone();
+    assert!(discarded.iter().all(|d| *d == (content_id(&bad), bad.len())), "{discarded:?}");
+    // A host without a second thread writes before it parses: always written, then taken back.
+    let sequential = Setup::default().node();
+    assert_eq!(sequential.put_inputs(&bad, None).code(), "malformed_json");
+    assert!(sequential.artifacts.kept.lock().unwrap().is_empty());
+    assert_eq!(*sequential.artifacts.discarded.lock().unwrap(), vec![(content_id(&bad), bad.len())]);
+    // Over the tenant's quota: parsed, refused, taken back, and refused again.
+    let good = big_inputs(2 << 20, 11);
+    let tight =
+        Setup { overlap: Some(threads.clone()), tenant_store_max_bytes: Some(64), ..Setup::default() }.node();
+    for _ in 0..2 {
+        let refused = tight.put_inputs(&good, None);
+        assert_eq!((refused.status(), refused.code()), (413, "quota_exceeded"), "{}", refused.json);
+    }
+    assert!(tight.artifacts.kept.lock().unwrap().is_empty());
+    assert_eq!(tight.artifacts.discarded.lock().unwrap().len(), 2);
+    assert_eq!(metric(&tight.metrics(), "amnesia_spill_total"), 0);
+    // A good one: kept once, under its content id; the re-upload is answered from the store.
+    let first = n.put_inputs(&good, None);
+    assert_eq!(first.status(), 201, "{}", first.json);
+    assert_eq!(*n.artifacts.kept.lock().unwrap(), vec![content_id(&good)]);
+    let again = n.put_inputs(&good, None);
+    assert_eq!((again.status(), &again.json), (200, &first.json));
+    assert_eq!(n.artifacts.kept.lock().unwrap().len(), 1);
+    assert_eq!(*n.artifacts.discarded.lock().unwrap(), discarded);
+    assert_eq!(metric(&n.metrics(), "amnesia_spill_total"), 0);
+    // One the host cannot keep is stored, and counted as a spill once; nothing to take back.
+    n.artifacts.refuse.store(true, Ordering::SeqCst);
+    assert_eq!(n.put_inputs(&big_inputs(2 << 20, 12), None).status(), 201);
+    assert_eq!(metric(&n.metrics(), "amnesia_spill_total"), 1);
+    assert_eq!(*n.artifacts.discarded.lock().unwrap(), discarded);
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! its own on tmpfs, removed on exit; a crashed node's directory is removed by the next start.
 //! [`AmnesiaDir`] is the [`Artifacts`] of the service: each artifact is one file there; a write
 //! that fails, would pass the byte budget, or takes longer than [`AmnesiaDir::WRITE_BUDGET`]
-//! answers `false`, so the service keeps it in memory and counts `amnesia_spill_total`.
+//! is a spill ([`Kept::is_spilled`]), so the service keeps it in memory and counts
+//! `amnesia_spill_total`; an artifact the service takes back ([`Artifacts::discard`]: a large
+//! upload written beside its parse, then refused) is removed and its bytes leave the budget.
 //!
 //! `AMNESIA_DIR` names a *root* (default `/dev/shm`; a Kubernetes `emptyDir` with
 //! `medium: Memory` works too), never the directory itself, so it cannot be turned against the
@@ -24,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use rewarder_core::service::Artifacts;
+use rewarder_core::service::{Artifacts, Kept};
 
 /// The root used when `AMNESIA_DIR` is unset.
 pub const DEFAULT_ROOT: &str = "/dev/shm";
@@ -217,20 +219,20 @@ fn sweep(root: &Path, own: &Path, uid: u32) -> Vec<PathBuf> {
 }
 
 impl Artifacts for AmnesiaDir {
-    fn keep(&self, name: &str, bytes: &[u8]) -> bool {
+    fn keep(&self, name: &str, bytes: &[u8]) -> Kept {
         if !AmnesiaDir::valid_name(name) {
-            return false;
+            return Kept::Spilled;
         }
         let started = Instant::now();
         let path = self.path.join(name);
         if fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64) {
-            return true;
+            return Kept::Held;
         }
         {
             // A poisoned lock only means another writer panicked; the count is still usable.
             let mut written = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
             if *written + bytes.len() as u64 > self.bytes_max {
-                return false;
+                return Kept::Spilled;
             }
             *written += bytes.len() as u64;
         }
@@ -243,12 +245,19 @@ impl Artifacts for AmnesiaDir {
             .open(&path)
             .and_then(|mut f| f.write_all(bytes));
         if wrote.is_err() {
-            let _ = fs::remove_file(&path);
-            let mut written = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
-            *written = written.saturating_sub(bytes.len() as u64);
-            return false;
+            self.discard(name, bytes.len());
+            return Kept::Spilled;
         }
-        started.elapsed() <= AmnesiaDir::WRITE_BUDGET
+        if started.elapsed() <= AmnesiaDir::WRITE_BUDGET { Kept::Written } else { Kept::WrittenLate }
+    }
+
+    fn discard(&self, name: &str, bytes_len: usize) {
+        if !AmnesiaDir::valid_name(name) {
+            return;
+        }
+        let _ = fs::remove_file(self.path.join(name));
+        let mut written = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        *written = written.saturating_sub(bytes_len as u64);
     }
 }
 
@@ -284,10 +293,10 @@ mod tests {
         let path = dir.path().to_path_buf();
         assert!(path.starts_with(&root));
         assert_eq!(mode(&path), 0o700);
-        assert!(dir.keep("b3:abc", b"{}"));
+        assert_eq!(dir.keep("b3:abc", b"{}"), Kept::Written);
         assert_eq!(fs::read(path.join("b3:abc")).unwrap(), b"{}");
         assert_eq!(mode(&path.join("b3:abc")), 0o600);
-        assert!(dir.keep("b3:abc", b"{}"), "rewriting the same artifact is free");
+        assert_eq!(dir.keep("b3:abc", b"{}"), Kept::Held, "rewriting the same artifact is free");
         drop(dir);
         assert!(!path.exists());
         fs::remove_dir_all(&root).unwrap();
@@ -297,12 +306,26 @@ mod tests {
     fn refuses_unsafe_names_and_the_byte_budget() {
         let root = shm_root();
         let (dir, _) = AmnesiaDir::create(Some(&root), false, 8).unwrap();
-        assert!(!dir.keep("../escape", b"x"));
-        assert!(!dir.keep(".hidden", b"x"));
-        assert!(!dir.keep("UPPER", b"x"));
-        assert!(dir.keep("a", b"12345678"));
-        assert!(!dir.keep("b", b"1"), "over the budget spills");
+        assert_eq!(dir.keep("../escape", b"x"), Kept::Spilled);
+        assert_eq!(dir.keep(".hidden", b"x"), Kept::Spilled);
+        assert_eq!(dir.keep("UPPER", b"x"), Kept::Spilled);
+        assert_eq!(dir.keep("a", b"12345678"), Kept::Written);
+        assert_eq!(dir.keep("b", b"1"), Kept::Spilled, "over the budget spills");
         assert!(!dir.path().join("b").exists());
+        drop(dir);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A document refused after its artifact was written beside its parse is taken back: the
+    /// file goes, and so do its bytes from the budget.
+    #[test]
+    fn a_discarded_artifact_leaves_no_file_and_gives_its_bytes_back() {
+        let root = shm_root();
+        let (dir, _) = AmnesiaDir::create(Some(&root), false, 8).unwrap();
+        assert_eq!(dir.keep("a", b"12345678"), Kept::Written);
+        dir.discard("a", 8);
+        assert!(!dir.path().join("a").exists());
+        assert_eq!(dir.keep("b", b"12345678"), Kept::Written, "the budget is whole again");
         drop(dir);
         fs::remove_dir_all(&root).unwrap();
     }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rewarder_core::service::{Artifacts, Config, EgressConfig, Profile, QueueStore, Reload, Service};
+use rewarder_core::service::{Artifacts, Config, EgressConfig, Kept, Profile, QueueStore, Reload, Service};
 use rewarder_core::{Limits, SigningKeys};
 
 use crate::amnesia::AmnesiaDir;
@@ -194,8 +194,8 @@ impl Flavor {
 struct MemoryOnly;
 
 impl Artifacts for MemoryOnly {
-    fn keep(&self, _: &str, _: &[u8]) -> bool {
-        true
+    fn keep(&self, _: &str, _: &[u8]) -> Kept {
+        Kept::Held
     }
 }
 

@@ -503,6 +503,49 @@ fn amnesia_roots_that_could_redirect_or_expose_documents_are_refused() {
     }
 }
 
+/// A large upload is written to the amnesia directory beside its parse, before the node knows
+/// whether it stores it: one the parse or the tenant's quota refuses leaves no file there, a
+/// good one leaves its own, once.
+#[test]
+fn a_refused_large_upload_leaves_no_file_in_the_amnesia_directory() {
+    let root = ShmRoot::new("refused-upload");
+    let (inputs, _) = rewarder_gen::generate(rewarder_gen::Scale::M, "big-upload", 0);
+    assert!(inputs.len() > 1 << 20, "large enough to be written beside its parse");
+    let mut bad = inputs.clone();
+    let last = bad.iter().rposition(|&b| b == b'}').unwrap();
+    bad[last] = b'x';
+    let files = |node: &Node| {
+        let mut names: Vec<String> = std::fs::read_dir(node.amnesia_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name != ".lock")
+            .collect();
+        names.sort();
+        names
+    };
+    let tight = Node::start(&[("AMNESIA_DIR", root.as_str()), ("TENANT_STORE_MAX_BYTES", "1024")]);
+    for _ in 0..2 {
+        let refused = tight.call("PUT", "/rewarder/inputs", &[JSON], Some(&inputs));
+        assert_eq!((refused.status, refused.code()), (413, "quota_exceeded".to_owned()));
+    }
+    assert_eq!(files(&tight), Vec::<String>::new());
+    drop(tight);
+    let node = Node::start(&[("AMNESIA_DIR", root.as_str())]);
+    for _ in 0..2 {
+        let refused = node.call("PUT", "/rewarder/inputs", &[JSON], Some(&bad));
+        assert_eq!((refused.status, refused.code()), (400, "malformed_json".to_owned()));
+    }
+    assert_eq!(files(&node), Vec::<String>::new());
+    let stored = node.call("PUT", "/rewarder/inputs", &[JSON], Some(&inputs));
+    assert_eq!(stored.status, 201);
+    let cid = stored.json()["inputs_cid"].as_str().unwrap().to_owned();
+    assert_eq!(files(&node), vec![cid.clone()]);
+    assert_eq!(std::fs::read(node.amnesia_dir().join(&cid)).unwrap(), inputs);
+    let again = node.call("PUT", "/rewarder/inputs", &[JSON], Some(&inputs));
+    assert_eq!((again.status, again.json()), (200, stored.json()));
+    assert_eq!(files(&node), vec![cid]);
+}
+
 /// A SIGKILLed node cannot remove its directory; the next node started on the same root does,
 /// because nobody holds its lock any more, whatever its pid was. Run twice: as ordinary
 /// processes, and as pid 1 each in a pid namespace of its own (as in containers), where a pid

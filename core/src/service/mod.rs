@@ -189,11 +189,45 @@ pub trait Clock: Send + Sync {
 }
 
 /// Where a host keeps sealed documents and run records beside memory (the micronode's
-/// amnesia directory). `false` means the artifact could not be kept there (failed or slower
-/// than the budget): the service then keeps it in memory and counts `amnesia_spill_total`.
+/// amnesia directory). A spill ([`Kept::is_spilled`]: failed, or slower than the budget)
+/// means the artifact could not be kept there: the service then keeps it in memory and counts
+/// `amnesia_spill_total`.
 pub trait Artifacts: Send + Sync {
     /// Keeps `bytes` under `name` (a content id or run id: `[a-z0-9:._-]`).
-    fn keep(&self, name: &str, bytes: &[u8]) -> bool;
+    fn keep(&self, name: &str, bytes: &[u8]) -> Kept;
+
+    /// Takes back what [`Artifacts::keep`] wrote under `name` ([`Kept::is_written`]), and the
+    /// `bytes_len` it counted: a large upload is written beside its parse, before the service
+    /// knows whether it will store the document, and a refused one must leave nothing behind.
+    /// A host that writes nothing has nothing to take back.
+    fn discard(&self, _name: &str, _bytes_len: usize) {}
+}
+
+/// What [`Artifacts::keep`] did with an artifact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// Written by this call.
+    Written,
+    /// Written by this call, but slower than the host's budget: counted as a spill.
+    WrittenLate,
+    /// Nothing written by this call: the host already held it (an artifact of the same name
+    /// and length), or keeps artifacts in memory only.
+    Held,
+    /// Not kept (the write failed, or would pass the host's byte budget): the service keeps
+    /// it in memory and counts `amnesia_spill_total`.
+    Spilled,
+}
+
+impl Kept {
+    /// Whether this call wrote the artifact ([`Artifacts::discard`] takes it back).
+    pub fn is_written(self) -> bool {
+        matches!(self, Kept::Written | Kept::WrittenLate)
+    }
+
+    /// Whether it counts as a spill.
+    pub fn is_spilled(self) -> bool {
+        matches!(self, Kept::WrittenLate | Kept::Spilled)
+    }
 }
 
 /// Two pieces of work at once, where the host has a second thread to give: a node runs the
@@ -569,8 +603,8 @@ mod tests {
         }
     }
     impl Artifacts for Still {
-        fn keep(&self, _: &str, _: &[u8]) -> bool {
-            true
+        fn keep(&self, _: &str, _: &[u8]) -> Kept {
+            Kept::Held
         }
     }
     impl Reload for Still {

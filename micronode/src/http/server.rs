@@ -550,7 +550,7 @@ impl IoLoop<'_> {
 mod tests {
     use std::io::{Read as _, Write as _};
 
-    use rewarder_core::service::{Artifacts, Config, HotKnobs, Profile};
+    use rewarder_core::service::{Artifacts, Config, HotKnobs, Kept, Profile};
     use rewarder_core::{Limits, SigningKeys};
 
     use super::*;
@@ -560,8 +560,8 @@ mod tests {
     struct InMemory;
 
     impl Artifacts for InMemory {
-        fn keep(&self, _: &str, _: &[u8]) -> bool {
-            false
+        fn keep(&self, _: &str, _: &[u8]) -> Kept {
+            Kept::Spilled
         }
     }
 

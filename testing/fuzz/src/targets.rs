@@ -17,7 +17,7 @@ use std::time::Duration;
 use rewarder_core::manifest::Manifest;
 use rewarder_core::result::ResultJson;
 use rewarder_core::service::{
-    Artifacts, Clock, Config, HotKnobs, JSON, PROMETHEUS_TEXT, Profile, Reload, Request, Service, auth,
+    Artifacts, Clock, Config, HotKnobs, JSON, Kept, PROMETHEUS_TEXT, Profile, Reload, Request, Service, auth,
 };
 use rewarder_core::verify::{self, Trust};
 use rewarder_core::{Code, Error, Inputs, Limits, Policy, PublicKey, Run, SigningKeys, commit, merkle};
@@ -240,16 +240,17 @@ impl Clock for FakeClock {
     }
 }
 
-/// Keeps nothing, alternately saying it did and did not (both paths of the stores).
+/// Keeps nothing, alternately saying it wrote and could not (both paths of the stores, and a
+/// refused large upload's discard).
 struct FakeArtifacts(AtomicU64);
 
 impl Artifacts for FakeArtifacts {
-    fn keep(&self, name: &str, _bytes: &[u8]) -> bool {
+    fn keep(&self, name: &str, _bytes: &[u8]) -> Kept {
         assert!(
             name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b":._-".contains(&b)),
             "an artifact name outside [a-z0-9:._-]: {name:?}"
         );
-        self.0.fetch_add(1, Ordering::Relaxed).is_multiple_of(2)
+        if self.0.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) { Kept::Written } else { Kept::Spilled }
     }
 }
 

@@ -10,7 +10,7 @@ use super::super::*;
 use crate::inputs::Limits;
 use crate::service::durable::DurableRun;
 use crate::service::ledger::LedgerErrorKind;
-use crate::service::{Artifacts, Clock, Config, HotKnobs, Profile, Reload, Request, Response};
+use crate::service::{Artifacts, Clock, Config, HotKnobs, Kept, Profile, Reload, Request, Response};
 use crate::sign::SigningKeys;
 
 pub(crate) const MS: Duration = Duration::from_millis(1);
@@ -37,8 +37,8 @@ impl Clock for FakeClock {
 
 pub(crate) struct Host;
 impl Artifacts for Host {
-    fn keep(&self, _: &str, _: &[u8]) -> bool {
-        true
+    fn keep(&self, _: &str, _: &[u8]) -> Kept {
+        Kept::Held
     }
 }
 

@@ -1,16 +1,19 @@
 //! The in-process latency of a compute through core's `Service` — the same request the HTTP
-//! harness sends (`testing/performance/transport.py latency`), without a socket — so the
-//! transport's own cost is the difference of the two p95s.
+//! harness sends (`testing/performance/transport.py latency`), without a socket, on a Service
+//! with the micronode's side thread as the node has — so the transport's own cost is the
+//! difference of the two p95s.
 //!
 //! Usage: `cargo run --release -p rewarder-benches --example service_latency -- SCALE RUNS`
 //! (SCALE is S, M or L). Prints one JSON line ([`rewarder_benches::latency_json`]). Each
 //! request is a distinct run (its own policy id) with full allocations, a dry run, exactly as
 //! the HTTP harness asks.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use rewarder_benches::{Fixture, service};
 use rewarder_core::service::{Request, Service};
+use rewarder_micronode::overlap::SideThread;
 use rewarder_testkit::Scale;
 
 fn call(service: &Service, method: &str, url: &str, body: &[u8]) -> (u16, Vec<u8>) {
@@ -27,7 +30,10 @@ fn main() {
     };
     let runs: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(100);
     let fixture = Fixture::new(scale);
-    let service = service();
+    // The node's second thread too (leaves in two halves, a PQ signature beside the answer):
+    // the same Service the node runs, so that the difference of the p95s is the transport's.
+    let side = SideThread::start().expect("the side thread starts");
+    let service = service().with_overlap(Arc::new(side));
     let (status, body) = call(&service, "PUT", "/rewarder/inputs", &fixture.inputs_raw);
     assert!(status == 201, "inputs: {status} {}", String::from_utf8_lossy(&body));
     let cid = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["inputs_cid"]

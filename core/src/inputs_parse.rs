@@ -161,7 +161,7 @@ impl Doc {
             return None;
         }
         let max = limits.events_max.min(EVENTS_HARD_MAX);
-        let (summed, end) = summed_events(sc.bytes(), sc.pos(), actor_count, kind_count, cell_count, max)?;
+        let (summed, end) = summed_events(sc.bytes(), sc.pos(), kind_count, cell_count, max)?;
         sc.set_pos(end);
         Some(summed)
     }
@@ -776,7 +776,6 @@ const _: () = assert!(INT_MAX < SUM_SENTINEL && SUM_SENTINEL < TOUCHED);
 fn summed_events(
     b: &[u8],
     start: usize,
-    actor_count: usize,
     kind_count: usize,
     cell_count: usize,
     max: usize,
@@ -793,34 +792,38 @@ fn summed_events(
     let mut ids: Vec<u64> = Vec::with_capacity((b.len().saturating_sub(p) / 24).min(max));
     // Every stored sum, or-ed: SUM_SENTINEL set means some sum grew too large.
     let mut sums_seen = 0u64;
-    let (actor_count, kind_count_u64) = (actor_count as u64, kind_count as u64);
+    let kind_count_u64 = kind_count as u64;
     loop {
         if ids.len() >= max {
             return None;
         }
         let quick = match window_at(b, p) {
-            Some(window) => {
-                window_event(window).map(|(id, actor, kind, units, len)| (id, actor, kind, units, p + len))
-            }
+            Some(window) => window_event(window)
+                .map(|(id, actor, kind, units, len)| (id, actor, kind, units, p + len, chained(window, len))),
             None => None,
         };
-        let (id, actor, kind, units, next) = match quick {
+        let (id, actor, kind, units, next, chained) = match quick {
             Some(event) => event,
             None => {
                 let (e, next) = compact_event(b, p).or_else(|| spaced_event(b, p))?;
-                (e.id, u64::from(e.actor), e.kind, e.units, next)
+                (e.id, u64::from(e.actor), e.kind, e.units, next, false)
             }
         };
-        if actor >= actor_count || kind >= kind_count_u64 {
+        if kind >= kind_count_u64 {
             return None;
         }
-        // actor < actor_count and kind < kind_count: the cell is in range.
-        let cell = &mut cells[actor as usize * kind_count + kind as usize];
+        // With kind < kind_count, the cell is in the matrix exactly when actor < actor_count:
+        // one bounds check for both (actor < 10^15 and kind_count <= 256: no overflow).
+        let cell = cells.get_mut(usize::try_from(actor * kind_count_u64 + kind).ok()?)?;
         let sum = (*cell | TOUCHED) + units;
         *cell = sum;
         sums_seen |= sum;
         ids.push(id);
         p = next;
+        if chained {
+            p += 1;
+            continue;
+        }
         if b.get(p) != Some(&b',') {
             p = json::skip_ws(b, p);
             match b.get(p) {
@@ -842,7 +845,8 @@ fn summed_events(
 /// has that many bytes after it.
 #[inline(always)]
 fn window_at(b: &[u8], p: usize) -> Option<&[u8; WINDOW_READ]> {
-    let window: &[u8; WINDOW_READ] = b.get(p..p + WINDOW_READ)?.try_into().ok()?;
+    // Not `p..p + WINDOW_READ`: that range also checks the sum for overflow.
+    let window: &[u8; WINDOW_READ] = b.get(p..)?.first_chunk()?;
     (window[0] == b'[').then_some(window)
 }
 
@@ -939,6 +943,14 @@ fn window_event(w: &[u8; WINDOW_READ]) -> Option<(u64, u64, u64, u64, usize)> {
         return None;
     }
     Some((id, actor, kind, units, o + 1))
+}
+
+/// Whether the event of `len` bytes at the start of the window is followed by `,[` (the next
+/// event, compact): the caller then skips its separator checks. The `]` and the two bytes
+/// after it are one read.
+#[inline(always)]
+fn chained(w: &[u8; WINDOW_READ], len: usize) -> bool {
+    window_word(w, len - 1) & 0xFF_FFFF == u64::from(u32::from_le_bytes(*b"],[\0"))
 }
 
 /// Usage from the dense matrix of 1 + sums indexed by document actor index, in sorted order.

@@ -1099,18 +1099,7 @@ fn first_repeat(ids: &[u64]) -> Option<usize> {
     // Dense ids (the usual case): one bit per possible id, at most 8 bytes per event.
     let span = max - min;
     if span < (ids.len() as u64).saturating_mul(64).max(1 << 16) {
-        let mut seen = vec![0u64; (span / 64 + 1) as usize];
-        for (i, &id) in ids.iter().enumerate() {
-            let offset = id - min;
-            // offset <= span, so the word is in range.
-            let word = &mut seen[(offset / 64) as usize];
-            let bit = 1u64 << (offset % 64);
-            if *word & bit != 0 {
-                return Some(i);
-            }
-            *word |= bit;
-        }
-        return None;
+        return first_repeat_in_bitmap(ids, min, span);
     }
     // Sparse ids: sort a copy; only when a repeat exists, find the first in document order.
     let mut sorted = ids.to_vec();
@@ -1120,6 +1109,33 @@ fn first_repeat(ids: &[u64]) -> Option<usize> {
     }
     let mut seen = HashSet::with_capacity(ids.len());
     ids.iter().position(|id| !seen.insert(*id))
+}
+
+/// [`first_repeat`] for ids from `min` to `min + span`: one bit per possible id.
+fn first_repeat_in_bitmap(ids: &[u64], min: u64, span: u64) -> Option<usize> {
+    let mut seen = vec![0u64; (span / 64 + 1) as usize];
+    for &id in ids {
+        let offset = id - min;
+        // offset <= span, so the word is in range.
+        seen[(offset / 64) as usize] |= 1 << (offset % 64);
+    }
+    // Without a repeat every id set a bit of its own, so counting the bits settles it
+    // without a test per id; only a document with a repeat takes the second pass.
+    let distinct: u64 = seen.iter().map(|w| u64::from(w.count_ones())).sum();
+    if distinct == ids.len() as u64 {
+        return None;
+    }
+    seen.fill(0);
+    for (i, &id) in ids.iter().enumerate() {
+        let offset = id - min;
+        let word = &mut seen[(offset / 64) as usize];
+        let bit = 1u64 << (offset % 64);
+        if *word & bit != 0 {
+            return Some(i);
+        }
+        *word |= bit;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -1699,6 +1715,17 @@ mod tests {
         assert_eq!(first_repeat(&[0, INT_MAX, 6, INT_MAX, 6]), Some(3));
         let many: Vec<u64> = (0..10_000u64).map(|i| i * 7919 % 10_007).collect();
         assert_eq!(first_repeat(&many), None);
+    }
+
+    #[test]
+    fn first_repeat_in_a_dense_bitmap_is_found_after_the_bit_count() {
+        let mut ids: Vec<u64> = (0..10_000u64).map(|i| i * 7919 % 10_007).collect();
+        ids[9_000] = ids[100];
+        assert_eq!(first_repeat(&ids), Some(9_000));
+        ids[8_000] = ids[9_999];
+        assert_eq!(first_repeat(&ids), Some(9_000));
+        ids[8_500] = ids[8_499];
+        assert_eq!(first_repeat(&ids), Some(8_500));
     }
 
     #[test]

@@ -161,7 +161,7 @@ impl Doc {
             return None;
         }
         let max = limits.events_max.min(EVENTS_HARD_MAX);
-        let (summed, end) = summed_events(sc.bytes(), sc.pos(), actor_count, kind_count, cell_count, max)?;
+        let (summed, end) = summed_events(sc.bytes(), sc.pos(), kind_count, cell_count, max)?;
         sc.set_pos(end);
         Some(summed)
     }
@@ -433,12 +433,15 @@ fn sort_actors(bytes: &[u8], ends: &[u32]) -> Result<Actors, Error> {
     // Ranges of `order` still to sort, with the offset of their keys; a range's ids agree
     // up to that offset, and ids are at most ACTOR_LEN_MAX bytes, so this ends.
     let mut todo = vec![(0..n, common)];
-    let mut scratch: Vec<u128> = Vec::new();
     // The smallest index of an id equal to one before it.
     let mut repeat: Option<usize> = None;
     while let Some((range, offset)) = todo.pop() {
         let part = &mut order[range.clone()];
-        sort_keys(part, &mut scratch);
+        // Keys are unique (the index is part of them), so an unstable sort is deterministic.
+        // It beats a radix sort over the key bytes that differ: mixed ids vary in most of
+        // their 12 bytes, and 12 passes cost more than log2(n) comparison rounds (M: sort
+        // 4.12 M -> 2.06 M Ir; PERFORMANCE.md §9).
+        part.sort_unstable();
         let next = offset + KEY;
         let mut start = 0;
         for group in part.chunk_by_mut(|a, b| a >> 32 == b >> 32) {
@@ -479,57 +482,6 @@ fn sort_actors(bytes: &[u8], ends: &[u32]) -> Result<Actors, Error> {
     let bytes =
         String::from_utf8(sorted).map_err(|_| Error::new(Code::Internal, "actor ids are not ASCII"))?;
     Ok(Actors { bytes, ends: sorted_ends, rank, order: by_rank })
-}
-
-/// Sorts multikey-sort keys (12 key bytes above a 32-bit index, which ascends among equal key
-/// bytes on entry) in plain `u128` order: a least-significant-digit radix sort over the key
-/// bytes that differ between keys (stable, so equal key bytes keep their index order), or
-/// the standard sort for a few keys.
-#[inline(never)]
-fn sort_keys(keys: &mut [u128], scratch: &mut Vec<u128>) {
-    const SMALL: usize = 64;
-    const INDEX_BITS: u32 = 32;
-    if keys.len() <= SMALL {
-        keys.sort_unstable();
-        return;
-    }
-    // The key bits that are not the same in every key.
-    let (all, any) = keys.iter().fold((u128::MAX, 0u128), |(all, any), &k| (all & k, any | k));
-    let varying = (all ^ any) >> INDEX_BITS;
-    scratch.clear();
-    scratch.resize(keys.len(), 0);
-    let mut in_scratch = false;
-    for digit in 0..(128 - INDEX_BITS) / 8 {
-        if (varying >> (8 * digit)) as u8 == 0 {
-            continue;
-        }
-        // The digit's byte, from the 64-bit half that holds it.
-        let high = INDEX_BITS + 8 * digit >= 64;
-        let shift = (INDEX_BITS + 8 * digit) % 64;
-        let byte = |k: u128| usize::from((if high { (k >> 64) as u64 } else { k as u64 } >> shift) as u8);
-        let (src, dst): (&[u128], &mut [u128]) =
-            if in_scratch { (&*scratch, &mut *keys) } else { (&*keys, &mut scratch[..]) };
-        let mut starts = [0usize; 256];
-        for &k in src {
-            starts[byte(k)] += 1;
-        }
-        let mut total = 0;
-        for slot in starts.iter_mut() {
-            let count = *slot;
-            *slot = total;
-            total += count;
-        }
-        for &k in src {
-            let slot = &mut starts[byte(k)];
-            // The slots of a digit end at the start of the next: in range.
-            dst[*slot] = k;
-            *slot += 1;
-        }
-        in_scratch = !in_scratch;
-    }
-    if in_scratch {
-        keys.copy_from_slice(scratch);
-    }
 }
 
 /// One event as scanned; `actor` and `kind` saturate (both are range-checked later).
@@ -824,7 +776,6 @@ const _: () = assert!(INT_MAX < SUM_SENTINEL && SUM_SENTINEL < TOUCHED);
 fn summed_events(
     b: &[u8],
     start: usize,
-    actor_count: usize,
     kind_count: usize,
     cell_count: usize,
     max: usize,
@@ -841,34 +792,38 @@ fn summed_events(
     let mut ids: Vec<u64> = Vec::with_capacity((b.len().saturating_sub(p) / 24).min(max));
     // Every stored sum, or-ed: SUM_SENTINEL set means some sum grew too large.
     let mut sums_seen = 0u64;
-    let (actor_count, kind_count_u64) = (actor_count as u64, kind_count as u64);
+    let kind_count_u64 = kind_count as u64;
     loop {
         if ids.len() >= max {
             return None;
         }
         let quick = match window_at(b, p) {
-            Some(window) => {
-                window_event(window).map(|(id, actor, kind, units, len)| (id, actor, kind, units, p + len))
-            }
+            Some(window) => window_event(window)
+                .map(|(id, actor, kind, units, len)| (id, actor, kind, units, p + len, chained(window, len))),
             None => None,
         };
-        let (id, actor, kind, units, next) = match quick {
+        let (id, actor, kind, units, next, chained) = match quick {
             Some(event) => event,
             None => {
                 let (e, next) = compact_event(b, p).or_else(|| spaced_event(b, p))?;
-                (e.id, u64::from(e.actor), e.kind, e.units, next)
+                (e.id, u64::from(e.actor), e.kind, e.units, next, false)
             }
         };
-        if actor >= actor_count || kind >= kind_count_u64 {
+        if kind >= kind_count_u64 {
             return None;
         }
-        // actor < actor_count and kind < kind_count: the cell is in range.
-        let cell = &mut cells[actor as usize * kind_count + kind as usize];
+        // With kind < kind_count, the cell is in the matrix exactly when actor < actor_count:
+        // one bounds check for both (actor < 10^15 and kind_count <= 256: no overflow).
+        let cell = cells.get_mut(usize::try_from(actor * kind_count_u64 + kind).ok()?)?;
         let sum = (*cell | TOUCHED) + units;
         *cell = sum;
         sums_seen |= sum;
         ids.push(id);
         p = next;
+        if chained {
+            p += 1;
+            continue;
+        }
         if b.get(p) != Some(&b',') {
             p = json::skip_ws(b, p);
             match b.get(p) {
@@ -890,7 +845,8 @@ fn summed_events(
 /// has that many bytes after it.
 #[inline(always)]
 fn window_at(b: &[u8], p: usize) -> Option<&[u8; WINDOW_READ]> {
-    let window: &[u8; WINDOW_READ] = b.get(p..p + WINDOW_READ)?.try_into().ok()?;
+    // Not `p..p + WINDOW_READ`: that range also checks the sum for overflow.
+    let window: &[u8; WINDOW_READ] = b.get(p..)?.first_chunk()?;
     (window[0] == b'[').then_some(window)
 }
 
@@ -987,6 +943,14 @@ fn window_event(w: &[u8; WINDOW_READ]) -> Option<(u64, u64, u64, u64, usize)> {
         return None;
     }
     Some((id, actor, kind, units, o + 1))
+}
+
+/// Whether the event of `len` bytes at the start of the window is followed by `,[` (the next
+/// event, compact): the caller then skips its separator checks. The `]` and the two bytes
+/// after it are one read.
+#[inline(always)]
+fn chained(w: &[u8; WINDOW_READ], len: usize) -> bool {
+    window_word(w, len - 1) & 0xFF_FFFF == u64::from(u32::from_le_bytes(*b"],[\0"))
 }
 
 /// Usage from the dense matrix of 1 + sums indexed by document actor index, in sorted order.
@@ -1135,18 +1099,7 @@ fn first_repeat(ids: &[u64]) -> Option<usize> {
     // Dense ids (the usual case): one bit per possible id, at most 8 bytes per event.
     let span = max - min;
     if span < (ids.len() as u64).saturating_mul(64).max(1 << 16) {
-        let mut seen = vec![0u64; (span / 64 + 1) as usize];
-        for (i, &id) in ids.iter().enumerate() {
-            let offset = id - min;
-            // offset <= span, so the word is in range.
-            let word = &mut seen[(offset / 64) as usize];
-            let bit = 1u64 << (offset % 64);
-            if *word & bit != 0 {
-                return Some(i);
-            }
-            *word |= bit;
-        }
-        return None;
+        return first_repeat_in_bitmap(ids, min, span);
     }
     // Sparse ids: sort a copy; only when a repeat exists, find the first in document order.
     let mut sorted = ids.to_vec();
@@ -1156,6 +1109,33 @@ fn first_repeat(ids: &[u64]) -> Option<usize> {
     }
     let mut seen = HashSet::with_capacity(ids.len());
     ids.iter().position(|id| !seen.insert(*id))
+}
+
+/// [`first_repeat`] for ids from `min` to `min + span`: one bit per possible id.
+fn first_repeat_in_bitmap(ids: &[u64], min: u64, span: u64) -> Option<usize> {
+    let mut seen = vec![0u64; (span / 64 + 1) as usize];
+    for &id in ids {
+        let offset = id - min;
+        // offset <= span, so the word is in range.
+        seen[(offset / 64) as usize] |= 1 << (offset % 64);
+    }
+    // Without a repeat every id set a bit of its own, so counting the bits settles it
+    // without a test per id; only a document with a repeat takes the second pass.
+    let distinct: u64 = seen.iter().map(|w| u64::from(w.count_ones())).sum();
+    if distinct == ids.len() as u64 {
+        return None;
+    }
+    seen.fill(0);
+    for (i, &id) in ids.iter().enumerate() {
+        let offset = id - min;
+        let word = &mut seen[(offset / 64) as usize];
+        let bit = 1u64 << (offset % 64);
+        if *word & bit != 0 {
+            return Some(i);
+        }
+        *word |= bit;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -1735,6 +1715,17 @@ mod tests {
         assert_eq!(first_repeat(&[0, INT_MAX, 6, INT_MAX, 6]), Some(3));
         let many: Vec<u64> = (0..10_000u64).map(|i| i * 7919 % 10_007).collect();
         assert_eq!(first_repeat(&many), None);
+    }
+
+    #[test]
+    fn first_repeat_in_a_dense_bitmap_is_found_after_the_bit_count() {
+        let mut ids: Vec<u64> = (0..10_000u64).map(|i| i * 7919 % 10_007).collect();
+        ids[9_000] = ids[100];
+        assert_eq!(first_repeat(&ids), Some(9_000));
+        ids[8_000] = ids[9_999];
+        assert_eq!(first_repeat(&ids), Some(9_000));
+        ids[8_500] = ids[8_499];
+        assert_eq!(first_repeat(&ids), Some(8_500));
     }
 
     #[test]

@@ -98,7 +98,7 @@ impl Run {
     ///
     /// An invariant failure is `Code::InvariantViolation`: nothing of the run may leave.
     pub fn compute(inputs: &Arc<Inputs>, policy: &Policy, tenant: &str) -> Result<Run, Error> {
-        Run::commit(inputs, policy, tenant, calculus::allocate(inputs, policy)?, None)
+        Run::commit(inputs, policy, tenant, calculus::allocate(inputs, policy)?, None).check()
     }
 
     /// [`Run::compute`], with the Merkle leaves of a large run hashed in two halves at once
@@ -120,7 +120,7 @@ impl Run {
         tenant: &str,
         overlap: &dyn Overlap,
     ) -> Result<Committed, Error> {
-        Ok(Run::commit_unchecked(inputs, policy, tenant, calculus::allocate(inputs, policy)?, Some(overlap)))
+        Ok(Run::commit(inputs, policy, tenant, calculus::allocate(inputs, policy)?, Some(overlap)))
     }
 
     /// [`Run::compute`], and which actors the policy's limits bound in this very run (what a
@@ -131,23 +131,12 @@ impl Run {
         tenant: &str,
     ) -> Result<(Run, Bounds), Error> {
         let (outcome, bounds) = calculus::allocate_with_bounds(inputs, policy)?;
-        Ok((Run::commit(inputs, policy, tenant, outcome, None)?, bounds))
-    }
-
-    /// Commits to an allocation (root, manifest, digest), then checks its invariants.
-    fn commit(
-        inputs: &Arc<Inputs>,
-        policy: &Policy,
-        tenant: &str,
-        outcome: Outcome,
-        overlap: Option<&dyn Overlap>,
-    ) -> Result<Run, Error> {
-        Run::commit_unchecked(inputs, policy, tenant, outcome, overlap).check()
+        Ok((Run::commit(inputs, policy, tenant, outcome, None).check()?, bounds))
     }
 
     /// Commits to an allocation: root, manifest, digest; the Merkle leaves hashed in two halves
-    /// on `overlap`, when given and worth it.
-    fn commit_unchecked(
+    /// on `overlap`, when given and worth it. Its invariants are checked by [`Committed::check`].
+    fn commit(
         inputs: &Arc<Inputs>,
         policy: &Policy,
         tenant: &str,

@@ -4,7 +4,8 @@
 #
 #   instructions  callgrind `Ir` of ONE operation, inside its measured function of
 #                 benches/src/bin/rewarder-icount.rs: parse + validate + content id of the
-#                 inputs (parse S/M/L), one signed compute (compute S/M/L), one compute through
+#                 inputs (parse S/M/L), one signed compute (compute S/M/L, and ids128: M with
+#                 every actor id 128 bytes long), one compute through
 #                 the whole request handler (handler M). Fails above +10 % of
 #                 testing/performance/baselines/icount.json, or when two runs of the same binary
 #                 disagree.
@@ -37,7 +38,7 @@ done
 icount_baselines=testing/performance/baselines/icount.json
 heap_baselines=testing/performance/baselines/heap.json
 # op/scale of every gate.
-gates=(parse/S parse/M parse/L compute/S compute/M compute/L handler/M)
+gates=(parse/S parse/M parse/L compute/S compute/M compute/L compute/ids128 handler/M)
 # The loop of ICOUNT_EXTRA_ITERS costs exactly 4 instructions per iteration.
 insns_per_extra_iter=4
 
@@ -166,7 +167,7 @@ def verdict(delta, limit):
         return "FAIL"
     return "ok (faster: refresh the baseline)" if delta < -limit else "ok"
 print(f"perf-gate: instructions (limit +{ir_limit:g}% vs {icount_path}); heap (limit +{heap_limit:g}% vs {heap_path})")
-print(f"  {'gate':<10} {'Ir base':>13} {'Ir now':>13} {'delta':>8} {'Ir/B':>6}  {'peak base':>11} {'peak now':>11} {'delta':>8}  {'allocs':>7} {'delta':>8}")
+print(f"  {'gate':<14} {'Ir base':>13} {'Ir now':>13} {'delta':>8} {'Ir/B':>6}  {'peak base':>11} {'peak now':>11} {'delta':>8}  {'allocs':>7} {'delta':>8}")
 for line in open(results):
     gate, ir, size, peak, allocs = line.split()
     ir, size, peak, allocs = int(ir), int(size), int(peak), int(allocs)
@@ -176,7 +177,7 @@ for line in open(results):
     d_alloc = (allocs - bh["allocations"]) * 100.0 / bh["allocations"]
     per_byte = f"{ir / size:6.2f}" if gate.startswith("parse/") else "     -"
     v = [verdict(d_ir, ir_limit), verdict(d_peak, heap_limit), verdict(d_alloc, heap_limit)]
-    print(f"  {gate:<10} {bi['ir']:>13,} {ir:>13,} {d_ir:>+7.2f}% {per_byte}  {bh['peak_bytes']:>11,} {peak:>11,} {d_peak:>+7.2f}%  {allocs:>7} {d_alloc:>+7.2f}%  {' / '.join(v)}")
+    print(f"  {gate:<14} {bi['ir']:>13,} {ir:>13,} {d_ir:>+7.2f}% {per_byte}  {bh['peak_bytes']:>11,} {peak:>11,} {d_peak:>+7.2f}%  {allocs:>7} {d_alloc:>+7.2f}%  {' / '.join(v)}")
     for what, v_ in zip(("instructions", "peak heap", "allocations"), v):
         if v_ == "FAIL":
             failed.append(f"{gate} {what}")

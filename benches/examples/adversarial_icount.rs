@@ -17,38 +17,11 @@
 //! the compute request is counted. Prints the shape, the payees and the answer's size.
 
 use std::hint::black_box;
-use std::io::Write as _;
 
+use rewarder_benches::gate::Doc;
 use rewarder_benches::service;
 use rewarder_core::service::{Request, Service};
 use rewarder_testkit::Scale;
-
-const ACTORS: u64 = 10_000;
-const EVENTS: u64 = 100_000;
-const KINDS: u64 = 4;
-
-/// adversarial.py's `actor_ids_128`: its inputs and policy documents, byte for byte.
-fn actor_ids_128() -> (Vec<u8>, Vec<u8>) {
-    let mut out = Vec::new();
-    out.extend_from_slice(br#"{"schema":"rewarder.inputs.v1","epoch":"adv-actor_ids_128","pool_minor":"1000000000007","kinds":["k0","k1","k2","k3"],"actors":["#);
-    for i in 0..ACTORS {
-        // `f"acct:{i:07d}:".ljust(128, "x")`
-        let mut id = format!("acct:{i:07}:");
-        id.extend(std::iter::repeat_n('x', 128 - id.len()));
-        let comma = if i > 0 { "," } else { "" };
-        write!(out, "{comma}\"{id}\"").expect("writing to a Vec");
-    }
-    out.extend_from_slice(br#"],"events":["#);
-    // adversarial.py's `spread`: event i → a scattered actor and kind, varied units.
-    for i in 0..EVENTS {
-        let (actor, kind, units) = ((i * 7919) % ACTORS, (i * 31) % KINDS, 1 + (i * 104_729) % 5000);
-        let comma = if i > 0 { "," } else { "" };
-        write!(out, "{comma}[{i},{actor},{kind},{units}]").expect("writing to a Vec");
-    }
-    out.extend_from_slice(b"]}");
-    let policy = br#"{"schema":"rewarder.policy.v1","policy_id":"adv","weights":{"k0":1,"k1":1,"k2":1,"k3":1},"min_payout_minor":"1"}"#;
-    (out, policy.to_vec())
-}
 
 fn call(service: &Service, method: &str, url: &str, body: &[u8]) -> (u16, Vec<u8>) {
     let r = service.handle(&Request { method, url, authorization: None, body, corr_id: "adv" });
@@ -69,7 +42,7 @@ fn main() {
     let shape = std::env::args().nth(1).unwrap_or_default();
     let (inputs, policy) = match shape.as_str() {
         "nominal_M" => rewarder_testkit::generate(Scale::M, "adv-nominal_M", 0),
-        "actor_ids_128" => actor_ids_128(),
+        "actor_ids_128" => Doc::Ids128.documents(),
         _ => {
             eprintln!("usage: adversarial_icount nominal_M|actor_ids_128 (got {shape:?})");
             std::process::exit(2);

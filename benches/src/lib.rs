@@ -120,12 +120,78 @@ pub fn latency_json(samples: &[f64]) -> String {
 /// The operations the regression gates measure (`rewarder-icount`, `rewarder-heap`), each
 /// prepared outside the measured region and run once inside it.
 pub mod gate {
+    use std::fmt;
     use std::hint::black_box;
+    use std::io::Write as _;
     use std::sync::Arc;
 
     use rewarder_core::service::{Request, Response, Service};
     use rewarder_core::{Inputs, Limits, Policy, Run, SigningKeys};
     use rewarder_testkit::Scale;
+
+    /// The documents an operation is measured on.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Doc {
+        /// The testkit's documents of a scale (seed [`super::SEED`], epoch `demo`).
+        Testkit(Scale),
+        /// `testing/performance/adversarial.py`'s `actor_ids_128`, byte for byte: M's 10,000
+        /// actors and 100,000 events with every id exactly 128 bytes long (three BLAKE3 blocks
+        /// per Merkle leaf instead of one), the shape the batched leaves were made for.
+        Ids128,
+    }
+
+    impl Doc {
+        /// `S`, `M`, `L` or `ids128`.
+        pub fn from_name(name: &str) -> Option<Doc> {
+            match name {
+                "ids128" => Some(Doc::Ids128),
+                _ => name.parse::<Scale>().ok().map(Doc::Testkit),
+            }
+        }
+
+        /// The raw inputs and policy documents.
+        pub fn documents(self) -> (Vec<u8>, Vec<u8>) {
+            match self {
+                Doc::Testkit(scale) => rewarder_testkit::generate(scale, "demo", super::SEED),
+                Doc::Ids128 => actor_ids_128(),
+            }
+        }
+    }
+
+    impl fmt::Display for Doc {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
+                Doc::Testkit(scale) => write!(f, "{scale}"),
+                Doc::Ids128 => f.write_str("ids128"),
+            }
+        }
+    }
+
+    /// adversarial.py's `actor_ids_128`: its inputs and policy documents.
+    fn actor_ids_128() -> (Vec<u8>, Vec<u8>) {
+        const ACTORS: u64 = 10_000;
+        const EVENTS: u64 = 100_000;
+        const KINDS: u64 = 4;
+        let mut out = Vec::new();
+        out.extend_from_slice(br#"{"schema":"rewarder.inputs.v1","epoch":"adv-actor_ids_128","pool_minor":"1000000000007","kinds":["k0","k1","k2","k3"],"actors":["#);
+        for i in 0..ACTORS {
+            // `f"acct:{i:07d}:".ljust(128, "x")`
+            let mut id = format!("acct:{i:07}:");
+            id.extend(std::iter::repeat_n('x', 128 - id.len()));
+            let comma = if i > 0 { "," } else { "" };
+            write!(out, "{comma}\"{id}\"").expect("writing to a Vec");
+        }
+        out.extend_from_slice(br#"],"events":["#);
+        // adversarial.py's `spread`: event i → a scattered actor and kind, varied units.
+        for i in 0..EVENTS {
+            let (actor, kind, units) = ((i * 7919) % ACTORS, (i * 31) % KINDS, 1 + (i * 104_729) % 5000);
+            let comma = if i > 0 { "," } else { "" };
+            write!(out, "{comma}[{i},{actor},{kind},{units}]").expect("writing to a Vec");
+        }
+        out.extend_from_slice(b"]}");
+        let policy = br#"{"schema":"rewarder.policy.v1","policy_id":"adv","weights":{"k0":1,"k1":1,"k2":1,"k3":1},"min_payout_minor":"1"}"#;
+        (out, policy.to_vec())
+    }
 
     /// What is measured.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,12 +239,12 @@ pub mod gate {
     }
 
     impl Prepared {
-        /// Generates the scale's documents (testkit, seed [`super::SEED`]) and prepares `op`.
+        /// Generates the documents of `doc` and prepares `op`.
         ///
         /// # Panics
-        /// If the testkit's documents are refused: a bug in the testkit or the core.
-        pub fn new(op: Op, scale: Scale) -> Prepared {
-            let (inputs_raw, policy_raw) = rewarder_testkit::generate(scale, "demo", super::SEED);
+        /// If the documents are refused: a bug in the generator or the core.
+        pub fn new(op: Op, doc: Doc) -> Prepared {
+            let (inputs_raw, policy_raw) = doc.documents();
             let mut prepared = Prepared {
                 op,
                 inputs_raw,

@@ -1,4 +1,4 @@
-//! `rewarder-heap parse|compute|handler S|M|L`: the peak heap bytes and the number of heap
+//! `rewarder-heap parse|compute|handler S|M|L|ids128`: the peak heap bytes and the number of heap
 //! allocations of one operation (the same operations as `rewarder-icount`), counted by
 //! `dhat`'s allocator from just before the operation to just after it. Deterministic: the
 //! same binary and inputs make the same requests of the allocator. Prints one JSON line.
@@ -10,8 +10,7 @@
 
 use std::hint::black_box;
 
-use rewarder_benches::gate::{Op, Prepared};
-use rewarder_testkit::Scale;
+use rewarder_benches::gate::{Doc, Op, Prepared};
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
@@ -29,15 +28,15 @@ fn env_number(name: &str) -> usize {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let parsed = match args.as_slice() {
-        [op, scale] => Op::from_name(op).zip(scale.parse::<Scale>().ok()),
+        [op, doc] => Op::from_name(op).zip(Doc::from_name(doc)),
         _ => None,
     };
-    let Some((op, scale)) = parsed else {
-        eprintln!("usage: rewarder-heap parse|compute|handler S|M|L  (got {args:?})");
+    let Some((op, doc)) = parsed else {
+        eprintln!("usage: rewarder-heap parse|compute|handler S|M|L|ids128  (got {args:?})");
         std::process::exit(2);
     };
     let (extra_bytes, extra_allocs) = (env_number("HEAP_EXTRA_BYTES"), env_number("HEAP_EXTRA_ALLOCS"));
-    let prepared = Prepared::new(op, scale);
+    let prepared = Prepared::new(op, doc);
     // Testing mode: nothing is written to disk when the profiler stops.
     let profiler = dhat::Profiler::builder().testing().build();
     // Held across the operation, so that it adds to its peak. The list itself and its first
@@ -54,7 +53,7 @@ fn main() {
     drop(waste);
     drop(profiler);
     println!(
-        "{{\"op\":\"{}\",\"scale\":\"{scale}\",\"peak_bytes\":{},\"allocations\":{},\"result\":{out}}}",
+        "{{\"op\":\"{}\",\"scale\":\"{doc}\",\"peak_bytes\":{},\"allocations\":{},\"result\":{out}}}",
         op.name(),
         stats.max_bytes,
         stats.total_blocks

@@ -1,7 +1,8 @@
-//! `rewarder-icount [parse|compute|handler] S|M|L`: one operation, for instruction counting
+//! `rewarder-icount [parse|compute|handler] S|M|L|ids128`: one operation, for instruction counting
 //! under callgrind (the deterministic gate of `scripts/perf-gate.sh`).
 //!
-//! It generates the scale's documents in memory (testkit, seed 0) and prepares the operation
+//! It generates the documents in memory (the testkit's of a scale, seed 0, or `ids128`, the
+//! 128-byte-id shape of adversarial.py: `gate::Doc`) and prepares the operation
 //! ([`rewarder_benches::gate::Prepared`]), then calls the operation's measured function
 //! exactly once:
 //!
@@ -28,8 +29,7 @@
 
 use std::hint::black_box;
 
-use rewarder_benches::gate::{Op, Prepared};
-use rewarder_testkit::Scale;
+use rewarder_benches::gate::{Doc, Op, Prepared};
 
 /// Deliberate waste for the gate's demonstration: exactly 4 instructions per iteration.
 fn waste(extra_iters: u64) {
@@ -72,13 +72,13 @@ fn measured_handler(prepared: &Prepared, extra_iters: u64) -> usize {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (op, scale) = match args.as_slice() {
-        [scale] => (Some(Op::Compute), scale.parse::<Scale>().ok()),
-        [op, scale] => (Op::from_name(op), scale.parse::<Scale>().ok()),
+    let (op, doc) = match args.as_slice() {
+        [doc] => (Some(Op::Compute), Doc::from_name(doc)),
+        [op, doc] => (Op::from_name(op), Doc::from_name(doc)),
         _ => (None, None),
     };
-    let (Some(op), Some(scale)) = (op, scale) else {
-        eprintln!("usage: rewarder-icount [parse|compute|handler] S|M|L  (got {args:?})");
+    let (Some(op), Some(doc)) = (op, doc) else {
+        eprintln!("usage: rewarder-icount [parse|compute|handler] S|M|L|ids128  (got {args:?})");
         std::process::exit(2);
     };
     let extra_iters = match std::env::var("ICOUNT_EXTRA_ITERS") {
@@ -88,12 +88,12 @@ fn main() {
         }),
         Err(_) => 0,
     };
-    let prepared = Prepared::new(op, scale);
+    let prepared = Prepared::new(op, doc);
     let measured = match op {
         Op::Compute => measured_compute,
         Op::Parse => measured_parse,
         Op::Handler => measured_handler,
     };
     let out = measured(black_box(&prepared), black_box(extra_iters));
-    println!("op={} scale={scale} inputs_bytes={} result={out}", op.name(), prepared.inputs_bytes());
+    println!("op={} scale={doc} inputs_bytes={} result={out}", op.name(), prepared.inputs_bytes());
 }

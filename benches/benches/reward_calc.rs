@@ -4,21 +4,9 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rewarder_benches::{Fixture, keys};
-use rewarder_core::service::Overlap;
 use rewarder_core::{Inputs, Limits, Run, merkle};
+use rewarder_micronode::overlap::SideThread;
 use rewarder_testkit::Scale;
-
-/// A second thread for [`Overlap`] (a scoped one per call: the micronode keeps a long-lived `SideThread`).
-struct Threads;
-
-impl Overlap for Threads {
-    fn both(&self, side: &mut (dyn FnMut() + Send), main: &mut dyn FnMut()) {
-        std::thread::scope(|scope| {
-            scope.spawn(side);
-            main();
-        });
-    }
-}
 
 fn scales() -> Vec<Fixture> {
     [Scale::S, Scale::M, Scale::L].into_iter().map(Fixture::new).collect()
@@ -29,7 +17,8 @@ fn benches(c: &mut Criterion) {
 
     // Parse + validate + content id from raw bytes in memory: on one thread, and with the
     // content id hashed on a second thread beside the parse, as a node does for a large new
-    // upload (`Inputs::parse_overlapped`).
+    // upload (`Inputs::parse_overlapped`), on the node's own side thread.
+    let side = SideThread::start().expect("the side thread starts");
     let mut g = c.benchmark_group("parse_validate");
     for f in &fixtures {
         g.throughput(Throughput::Bytes(f.inputs_raw.len() as u64));
@@ -37,7 +26,7 @@ fn benches(c: &mut Criterion) {
             b.iter(|| Inputs::parse(black_box(raw), &Limits::UNBOUNDED).unwrap())
         });
         g.bench_with_input(BenchmarkId::new("hash_beside", f.scale), &f.inputs_raw, |b, raw| {
-            b.iter(|| Inputs::parse_overlapped(black_box(raw), &Limits::UNBOUNDED, &Threads).unwrap())
+            b.iter(|| Inputs::parse_overlapped(black_box(raw), &Limits::UNBOUNDED, &side).unwrap())
         });
     }
     g.finish();

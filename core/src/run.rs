@@ -101,19 +101,10 @@ impl Run {
         Run::commit(inputs, policy, tenant, calculus::allocate(inputs, policy)?, None).check()
     }
 
-    /// [`Run::compute`], with the Merkle leaves of a large run hashed in two halves at once
-    /// on `overlap` (the host's second thread, where it has one): the same run, sooner when
-    /// there are many or long payee ids.
-    pub fn compute_overlapped(
-        inputs: &Arc<Inputs>,
-        policy: &Policy,
-        tenant: &str,
-        overlap: &dyn Overlap,
-    ) -> Result<Run, Error> {
-        Run::commit_overlapped(inputs, policy, tenant, overlap)?.check()
-    }
-
-    /// [`Run::compute_overlapped`] up to its commitments, the invariants not yet checked.
+    /// [`Run::compute`] up to its commitments, the invariants not yet checked
+    /// ([`Committed::check`]), with the Merkle leaves of a large run hashed in two halves at
+    /// once on `overlap` (the host's second thread, where it has one): the same run, sooner
+    /// when there are many or long payee ids.
     pub(crate) fn commit_overlapped(
         inputs: &Arc<Inputs>,
         policy: &Policy,
@@ -301,7 +292,7 @@ mod tests {
         let policy =
             Policy::parse(br#"{"schema":"rewarder.policy.v1","policy_id":"p","weights":{"k":1}}"#).unwrap();
         let alone = Run::compute(&inputs, &policy, "t").unwrap();
-        let split = Run::compute_overlapped(&inputs, &policy, "t", &Sequential).unwrap();
+        let split = Run::commit_overlapped(&inputs, &policy, "t", &Sequential).unwrap().check().unwrap();
         assert_eq!(alone.outcome().payees.len(), 3000);
         assert_eq!(split.manifest(), alone.manifest());
         assert_eq!(split.digest_bytes(), alone.digest_bytes());

@@ -600,7 +600,11 @@ fn a_killed_nodes_directory_is_removed_by_the_next_start() {
         let reply =
             first.call("PUT", "/rewarder/inputs", &[JSON], Some(&read_vector("basic", "inputs.json")));
         assert_eq!(reply.status, 201);
+        // `unshare --kill-child` passes our SIGKILL on to the node asynchronously: the node (and
+        // its lock) may outlive `unshare` by a moment, so wait for the node itself to be gone.
+        let node_pid = if contained { child_pid(first.pid()) } else { first.pid() };
         first.kill();
+        wait_gone(node_pid);
         assert!(dead.is_dir(), "SIGKILL leaves the directory (and a tenant document) behind");
         let second = start();
         let live = second.amnesia_dir();
@@ -608,6 +612,31 @@ fn a_killed_nodes_directory_is_removed_by_the_next_start() {
         assert!(second.log().contains("swept the directory of a node that is gone"), "{}", second.log());
         assert_eq!(root.entries(), vec![live.file_name().unwrap().to_str().unwrap().to_owned()]);
         drop(second);
+    }
+}
+
+/// The one child of process `pid` (`unshare --fork` has exactly one).
+fn child_pid(pid: u32) -> u32 {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let mut pids = children.split_whitespace().map(|p| p.parse::<u32>().unwrap());
+    let child = pids.next().unwrap_or_else(|| panic!("process {pid} has no child"));
+    assert_eq!(pids.next(), None, "process {pid} has one child");
+    child
+}
+
+/// Waits (at most 10 s) until process `pid` has exited: gone, or a zombie, whose descriptors
+/// and locks are already released.
+fn wait_gone(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return,
+            // The state follows the parenthesised name, which may itself hold spaces.
+            Ok(stat) if stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')) => return,
+            Ok(_) => {}
+        }
+        assert!(Instant::now() < deadline, "process {pid} still runs 10 s after SIGKILL");
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

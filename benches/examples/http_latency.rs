@@ -6,8 +6,8 @@
 //! 0.8 MB, 480 at L), and with a Lua `response` hook it copies every body into Lua as well, so
 //! its latency carries client costs that grow with the answer. This client sends the same
 //! requests wrk does (the compute bodies of a file, one per line, cycled) and reads into one
-//! buffer grown to the answer's `Content-Length`, so what it times is the server and the
-//! kernel's loopback copy.
+//! buffer grown to the answer's length (`Content-Length`, or chunk by chunk for an answer sent
+//! while it is made), so what it times is the server and the kernel's loopback copy.
 //!
 //! Usage: `http_latency PORT PATH BODIES_FILE SECONDS` (release build). Prints one JSON line
 //! ([`rewarder_benches::latency_json`]). Exits non-zero on any answer but 200.
@@ -58,39 +58,65 @@ fn main() {
     println!("{}", rewarder_benches::latency_json(&times));
 }
 
-/// Reads one answer (head and `Content-Length` body) into the front of `buf`, which keeps its
-/// size between answers (so it is zeroed once, not per answer); returns the status and the
-/// answer's length.
+/// Reads one answer (head, then a `Content-Length` or chunked body) into the front of `buf`,
+/// which keeps its size between answers (so it is zeroed once, not per answer); returns the
+/// status and the answer's length.
 fn read_answer(stream: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, usize) {
     let mut filled = 0;
     let (status, body_at, body_len) = loop {
-        if buf.len() < filled + 64 * 1024 {
-            buf.resize(filled + 64 * 1024, 0);
-        }
-        let n = stream.read(&mut buf[filled..]).expect("read");
-        assert!(n > 0, "the server closed the connection");
-        filled += n;
+        filled += read_more(stream, buf, filled, filled + 64 * 1024);
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut head = httparse::Response::new(&mut headers);
         if let httparse::Status::Complete(at) = head.parse(&buf[..filled]).expect("an HTTP answer") {
-            let len = head
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                .and_then(|h| std::str::from_utf8(h.value).ok()?.parse::<usize>().ok())
-                .expect("Content-Length");
-            break (head.code.expect("status"), at, len);
+            let header =
+                |name: &str| head.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value);
+            let len = match header("content-length") {
+                Some(v) => std::str::from_utf8(v).ok().and_then(|v| v.parse::<usize>().ok()),
+                None => header("transfer-encoding").filter(|v| v.eq_ignore_ascii_case(b"chunked")).map(|_| 0),
+            };
+            let len = len.expect("Content-Length or chunked framing");
+            let chunked = header("content-length").is_none();
+            break (head.code.expect("status"), at, if chunked { None } else { Some(len) });
         }
         assert!(filled < HEAD_MAX, "no head within {HEAD_MAX} bytes");
     };
-    let end = body_at + body_len;
-    if buf.len() < end {
-        buf.resize(end, 0);
-    }
+    let end = match body_len {
+        Some(len) => body_at + len,
+        None => chunked_end(stream, buf, &mut filled, body_at),
+    };
     while filled < end {
-        let n = stream.read(&mut buf[filled..end]).expect("read");
-        assert!(n > 0, "the server closed the connection mid-answer");
-        filled += n;
+        filled += read_more(stream, buf, filled, end);
     }
     (status, end)
+}
+
+/// Where the chunked body that starts at `at` ends, reading as far as its last chunk's size line.
+fn chunked_end(stream: &mut TcpStream, buf: &mut Vec<u8>, filled: &mut usize, mut at: usize) -> usize {
+    loop {
+        if at <= *filled
+            && let httparse::Status::Complete((line, size)) =
+                httparse::parse_chunk_size(&buf[at..*filled]).expect("a chunk size line")
+        {
+            let size = usize::try_from(size).expect("a chunk size");
+            // The data, then its CRLF (after the last chunk, the CRLF that ends the body).
+            at += line + size + 2;
+            if size == 0 {
+                return at;
+            }
+            continue;
+        }
+        // Large reads: a whole chunk (up to ~650 KB) when the socket holds it.
+        let want = (*filled + 64 * 1024).max(at + 64 * 1024);
+        *filled += read_more(stream, buf, *filled, want);
+    }
+}
+
+/// Reads into `buf[filled..want]` (growing `buf` to `want`); returns the bytes read.
+fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>, filled: usize, want: usize) -> usize {
+    if buf.len() < want {
+        buf.resize(want, 0);
+    }
+    let n = stream.read(&mut buf[filled..want]).expect("read");
+    assert!(n > 0, "the server closed the connection mid-answer");
+    n
 }

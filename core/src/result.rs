@@ -4,8 +4,10 @@
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
+use std::sync::Arc;
+
 use crate::manifest::Manifest;
-use crate::run::Run;
+use crate::run::{Allocation, Run};
 use crate::sign::{Signature, Signatures};
 
 /// How the run's payouts reached the ledger.
@@ -56,31 +58,38 @@ pub struct ResultMeta<'a> {
 
 /// Renders the API.md §1.2 body in one buffer.
 pub fn render(run: &Run, signatures: &Signatures, meta: &ResultMeta<'_>) -> Vec<u8> {
-    let (out, at) = render_around(run, signatures, meta);
-    match (at, meta.allocations) {
-        (Some(at), Some(allocations)) => spliced(&out, at, allocations),
-        _ => out,
+    let (mut out, at) = render_around(run, signatures, meta, meta.allocations.is_some());
+    if let (Some(at), Some(allocations)) = (at, meta.allocations) {
+        out.splice(at..at, allocations.iter().copied());
     }
+    out
 }
 
 /// `body` with `bytes` put in at `at`, in one buffer of the exact size.
-pub(crate) fn spliced(body: &[u8], at: usize, bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + bytes.len());
+pub(crate) fn spliced(body: &[u8], at: usize, rows: &Rows) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + rows.len());
     out.extend_from_slice(&body[..at]);
-    out.extend_from_slice(bytes);
+    for piece in rows.pieces() {
+        out.extend_from_slice(piece);
+    }
     out.extend_from_slice(&body[at..]);
     out
 }
 
 /// The API.md §1.2 body without the bytes of its `allocations` array, and where they go (when
-/// [`ResultMeta::allocations`] asks for them): a host that keeps the array writes it from
-/// there, so an answer never copies its bulk.
-pub fn render_around(run: &Run, signatures: &Signatures, meta: &ResultMeta<'_>) -> (Vec<u8>, Option<usize>) {
+/// `rows` asks for them; [`ResultMeta::allocations`] is not read): a host that keeps the array
+/// writes it from there, so an answer never copies its bulk.
+pub(crate) fn render_around(
+    run: &Run,
+    signatures: &Signatures,
+    meta: &ResultMeta<'_>,
+    rows: bool,
+) -> (Vec<u8>, Option<usize>) {
     let mut out = Vec::with_capacity(2560);
     write_manifest(&mut out, run);
     out.extend_from_slice(b",\"signatures\":");
     write_json(&mut out, &SignaturesView(signatures));
-    let at = meta.allocations.map(|_| {
+    let at = rows.then(|| {
         out.extend_from_slice(b",\"allocations\":");
         out.len()
     });
@@ -125,6 +134,84 @@ pub fn render_allocations(run: &Run) -> Vec<u8> {
 /// Bytes of one rendered allocation with a short id and large amounts: a capacity hint.
 const ALLOCATION_BYTES_TYPICAL: usize = 80;
 
+/// Rows in the first piece of [`render_rows`]; each later piece has twice as many, up to
+/// [`PIECE_ROWS_MAX`]. A small first piece lets a host start sending early; large later ones
+/// keep the pieces few (each is a message to the host's I/O thread).
+const PIECE_ROWS_FIRST: usize = 512;
+/// Rows in a piece at most (about 650 KB).
+const PIECE_ROWS_MAX: usize = 8192;
+
+/// A rendered `allocations` array, kept in the pieces it was rendered in: a host sends the
+/// pieces of a new run while the later ones are still being rendered, and every later answer
+/// writes them from where they are kept. The array's bytes are the pieces in order.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Rows {
+    pieces: Vec<Arc<Vec<u8>>>,
+    len: usize,
+}
+
+impl Rows {
+    /// The pieces, in order.
+    pub fn pieces(&self) -> &[Arc<Vec<u8>>] {
+        &self.pieces
+    }
+
+    /// Bytes in all pieces.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are no bytes (never, for a rendered array: it has its brackets).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The array in one buffer.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len);
+        for piece in &self.pieces {
+            out.extend_from_slice(piece);
+        }
+        out
+    }
+}
+
+impl FromIterator<Arc<Vec<u8>>> for Rows {
+    fn from_iter<I: IntoIterator<Item = Arc<Vec<u8>>>>(pieces: I) -> Rows {
+        let pieces: Vec<_> = pieces.into_iter().collect();
+        let len = pieces.iter().map(|p| p.len()).sum();
+        Rows { pieces, len }
+    }
+}
+
+/// The `allocations` array of a run as [`render_allocations`] writes it, in pieces of growing
+/// size: `each` sees every piece as soon as it is rendered.
+pub fn render_rows(run: &Run, mut each: impl FnMut(&Arc<Vec<u8>>)) -> Rows {
+    let plain = plain_ids(run);
+    let mut writer = RowWriter::default();
+    let mut rows = run.allocations().enumerate().peekable();
+    let mut out = vec![b'['];
+    let mut piece_rows = PIECE_ROWS_FIRST;
+    let mut pieces = Vec::new();
+    loop {
+        out.reserve(piece_rows * ALLOCATION_BYTES_TYPICAL + 1);
+        for (i, a) in rows.by_ref().take(piece_rows) {
+            writer.row(&mut out, i, &a, plain);
+        }
+        let last = rows.peek().is_none();
+        if last {
+            out.push(b']');
+        }
+        let piece = Arc::new(std::mem::take(&mut out));
+        each(&piece);
+        pieces.push(piece);
+        if last {
+            return pieces.into_iter().collect();
+        }
+        piece_rows = (piece_rows * 2).min(PIECE_ROWS_MAX);
+    }
+}
+
 fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     // Serializing plain strings and integers into a Vec cannot fail.
     serde_json::to_writer(out, value).expect("serializing a result into memory");
@@ -162,12 +249,32 @@ impl Serialize for SignaturesView<'_> {
 /// bytes. The output is what serde_json would write; `allocation_rows_equal_serde_json`
 /// pins it.
 fn write_allocations(out: &mut Vec<u8>, run: &Run) {
-    // Ids are printable ASCII (CALCULUS.md §1.1): unless one holds `"` or `\` (one pass over
-    // all of them, which vectorizes), each id is copied between its quotes without a look.
-    let plain = !run.inputs().actor_ids_contain(b'"', b'\\');
-    let (mut amount, mut score) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let plain = plain_ids(run);
+    let mut writer = RowWriter::default();
     out.push(b'[');
     for (i, a) in run.allocations().enumerate() {
+        writer.row(out, i, &a, plain);
+    }
+    out.push(b']');
+}
+
+/// Whether every id can be copied between its quotes without a look. Ids are printable ASCII
+/// (CALCULUS.md §1.1): unless one holds `"` or `\` (one pass over all of them, which
+/// vectorizes), none needs escaping.
+fn plain_ids(run: &Run) -> bool {
+    !run.inputs().actor_ids_contain(b'"', b'\\')
+}
+
+/// Writes allocation rows, with its number buffers kept between rows.
+#[derive(Default)]
+struct RowWriter {
+    amount: itoa::Buffer,
+    score: itoa::Buffer,
+}
+
+impl RowWriter {
+    /// Row `i` of the array (a comma before every row but the first).
+    fn row(&mut self, out: &mut Vec<u8>, i: usize, a: &Allocation<'_>, plain: bool) {
         if i > 0 {
             out.push(b',');
         }
@@ -180,12 +287,11 @@ fn write_allocations(out: &mut Vec<u8>, run: &Run) {
             write_str(out, a.actor);
             out.extend_from_slice(b",\"amount_minor\":\"");
         }
-        out.extend_from_slice(amount.format(a.amount).as_bytes());
+        out.extend_from_slice(self.amount.format(a.amount).as_bytes());
         out.extend_from_slice(b"\",\"score\":\"");
-        out.extend_from_slice(score.format(a.score).as_bytes());
+        out.extend_from_slice(self.score.format(a.score).as_bytes());
         out.extend_from_slice(b"\"}");
     }
-    out.push(b']');
 }
 
 /// A JSON string. Payee ids are printable ASCII (CALCULUS.md §1.1), where only `"` and `\`
@@ -305,6 +411,48 @@ mod tests {
         let mut ours = Vec::new();
         write_allocations(&mut ours, &run);
         assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&expected).unwrap());
+    }
+
+    #[test]
+    fn rows_in_pieces_are_the_array_in_one_buffer() {
+        // Payee counts around the piece sizes: one piece, exactly one, one row more, several.
+        for payees in [1, PIECE_ROWS_FIRST, PIECE_ROWS_FIRST + 1, 3 * PIECE_ROWS_FIRST + 7, 40_000] {
+            let run = run_of(payees);
+            let mut seen = Vec::new();
+            let rows = render_rows(&run, |piece| seen.push(Arc::clone(piece)));
+            let whole = render_allocations(&run);
+            assert_eq!(rows.to_vec(), whole, "{payees} payees");
+            assert_eq!(rows.len(), whole.len());
+            assert_eq!(rows.pieces(), &seen[..], "each piece seen once, in order");
+            let rows_per_piece: Vec<usize> =
+                rows.pieces().iter().map(|p| p.split(|b| *b == b'{').count() - 1).collect();
+            assert_eq!(rows_per_piece.iter().sum::<usize>(), payees);
+            // Pieces double from the first size up to the largest; only the last is shorter.
+            let mut size = PIECE_ROWS_FIRST;
+            for (i, n) in rows_per_piece.iter().enumerate() {
+                if i + 1 < rows_per_piece.len() {
+                    assert_eq!(*n, size, "{payees} payees: piece {i}");
+                } else {
+                    assert!(*n <= size && *n > 0, "{payees} payees: last piece {n}");
+                }
+                size = (size * 2).min(PIECE_ROWS_MAX);
+            }
+        }
+    }
+
+    /// A run with `payees` actors, each with units.
+    fn run_of(payees: usize) -> Run {
+        let ids: Vec<String> = (0..payees).map(|i| format!("acct:{i:06}")).collect();
+        let events: Vec<String> =
+            (0..payees).map(|i| format!("[{}, {i}, 0, {}]", i + 1, 1 + i % 97)).collect();
+        let inputs = format!(
+            r#"{{"schema":"rewarder.inputs.v1","epoch":"e","pool_minor":"1000000000000","kinds":["k"],"actors":{},"events":[{}]}}"#,
+            serde_json::to_string(&ids).unwrap(),
+            events.join(",")
+        );
+        let policy = r#"{"schema":"rewarder.policy.v1","policy_id":"p","weights":{"k":1000000},"min_payout_minor":"0"}"#;
+        let inputs = Arc::new(Inputs::parse(inputs.as_bytes(), &Limits::UNBOUNDED).unwrap());
+        Run::compute(&inputs, &Policy::parse(policy.as_bytes()).unwrap(), "t").unwrap()
     }
 
     #[test]

@@ -948,6 +948,97 @@ fn golden_vectors_over_http_equal_the_cli() {
     }
 }
 
+/// A new run's full answer leaves while its rows are rendered: chunked, one chunk for what
+/// comes before the rows, one per rendered piece of them, one for the rest. Its bytes are those
+/// every later answer of the run gives with a `Content-Length`; HTTP/1.0 and answers without
+/// rows are never chunked.
+#[test]
+fn a_new_runs_full_answer_is_streamed_and_equals_every_later_answer() {
+    let node = Node::start(&[]);
+    let (inputs, policy) = rewarder_gen::generate(rewarder_gen::Scale::S, "streamed", 7);
+    let stored = node.call("PUT", "/rewarder/inputs", &[JSON], Some(&inputs)).json();
+    let policy: Value = serde_json::from_slice(&policy).unwrap();
+    let exchange = |request: String| {
+        let mut stream = TcpStream::connect(node.addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).unwrap();
+        raw
+    };
+    let compute = |policy_id: &str, http: &str, query: &str| {
+        let mut doc = policy.clone();
+        doc["policy_id"] = policy_id.into();
+        let put = node.call("PUT", "/rewarder/policies", &[JSON], Some(doc.to_string().as_bytes())).json();
+        let body = serde_json::json!({
+            "inputs_cid": stored["inputs_cid"], "policy_id": put["policy_id"],
+            "policy_hash": put["policy_hash"], "dry_run": true,
+        })
+        .to_string();
+        let request = format!(
+            "POST /rewarder/epochs/streamed/compute{query} {http}\r\nHost: t\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        exchange(request)
+    };
+    let split = |raw: &[u8]| {
+        let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        (String::from_utf8(raw[..end].to_vec()).unwrap(), raw[end..].to_vec())
+    };
+
+    let (head, framed) = split(&compute("streamed-1", "HTTP/1.1", ""));
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("\r\nTransfer-Encoding: chunked\r\n"), "{head}");
+    assert!(!head.contains("Content-Length"), "{head}");
+    // The chunks, read strictly by hand.
+    let (mut chunks, mut rest) = (Vec::new(), &framed[..]);
+    loop {
+        let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap(), 16).unwrap();
+        let data = &rest[line_end + 2..line_end + 2 + size];
+        assert_eq!(&rest[line_end + 2 + size..line_end + 4 + size], b"\r\n");
+        rest = &rest[line_end + 4 + size..];
+        if size == 0 {
+            break;
+        }
+        chunks.push(data.to_vec());
+    }
+    assert!(rest.is_empty(), "nothing after the last chunk");
+    // S has under 1,000 payees: rendered as 512 rows, then the others.
+    assert_eq!(chunks.len(), 4, "before the rows, two pieces of rows, after the rows");
+    assert!(chunks[0].ends_with(b"\"allocations\":"), "{}", String::from_utf8_lossy(&chunks[0]));
+    assert!(
+        chunks[1].starts_with(b"[{") && chunks[2].ends_with(b"}]") && chunks[3].starts_with(b",\"ledger\":")
+    );
+    assert_eq!(chunks[1].split(|b| *b == b'{').count() - 1, 512);
+    let streamed = chunks.concat();
+    let answer: Value = serde_json::from_slice(&streamed).unwrap();
+    let payees = answer["manifest"]["payees"].as_u64().unwrap();
+    assert!((513..=1000).contains(&payees), "{payees} payees");
+    assert_eq!(answer["allocations"].as_array().unwrap().len() as u64, payees);
+    assert_eq!(answer["ledger"]["status"], "dry_run");
+
+    // The same run again, and the epoch's latest run: whole, with a length, the same bytes.
+    let latest =
+        exchange("GET /rewarder/epochs/streamed HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".into());
+    for raw in [compute("streamed-1", "HTTP/1.1", ""), latest] {
+        let (head, body) = split(&raw);
+        assert!(head.contains(&format!("\r\nContent-Length: {}\r\n", streamed.len())), "{head}");
+        assert_eq!(body, streamed);
+    }
+    // A new run asked over HTTP/1.0, or without its rows, is answered whole.
+    for (policy_id, http, query) in
+        [("streamed-2", "HTTP/1.0", ""), ("streamed-3", "HTTP/1.1", "?allocations=false")]
+    {
+        let (head, body) = split(&compute(policy_id, http, query));
+        assert!(head.contains(&format!("\r\nContent-Length: {}\r\n", body.len())), "{head}");
+        let answer: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(answer["manifest"]["policy_id"], policy_id);
+        assert_eq!(answer.get("allocations").is_some(), query.is_empty());
+    }
+}
+
 #[test]
 fn golden_vector_over_http_with_a_gzip_upload() {
     let node = Node::start(&[]);

@@ -271,7 +271,7 @@ pub struct Reply {
     pub status: u16,
     /// The header fields in order, names as sent.
     pub headers: Vec<(String, String)>,
-    /// The body, `Content-Length` bytes.
+    /// The body (`Content-Length` bytes, or the chunks' data).
     pub body: Vec<u8>,
 }
 
@@ -306,7 +306,7 @@ impl Reply {
     }
 }
 
-/// Reads one response (head + Content-Length body) from `stream`.
+/// Reads one response (head, then a `Content-Length` or chunked body) from `stream`.
 pub fn read_reply(stream: &mut impl BufRead) -> std::io::Result<Reply> {
     // Byte-exact: a pipelined reply right behind this one must stay in the reader.
     let mut head = Vec::new();
@@ -326,11 +326,38 @@ pub fn read_reply(stream: &mut impl BufRead) -> std::io::Result<Reply> {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("Content-Length"))
-        .map_or(0, |(_, v)| v.parse().unwrap());
-    let mut body = vec![0u8; length];
-    stream.read_exact(&mut body)?;
+    let header = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
+    let body = if header("Transfer-Encoding").is_some_and(|te| te.eq_ignore_ascii_case("chunked")) {
+        assert!(header("Content-Length").is_none(), "both Content-Length and chunked framing");
+        read_chunked(stream)?
+    } else {
+        let length: usize = header("Content-Length").map_or(0, |v| v.parse().unwrap());
+        let mut body = vec![0u8; length];
+        stream.read_exact(&mut body)?;
+        body
+    };
     Ok(Reply { status, headers, body })
+}
+
+/// Reads a chunked body (RFC 9112 §7.1) strictly: hex sizes without extensions, each chunk's
+/// data ended by CRLF, no trailers; panics on anything else (a node's framing bug).
+fn read_chunked(stream: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        stream.read_until(b'\n', &mut line)?;
+        let size = line.strip_suffix(b"\r\n").and_then(|hex| std::str::from_utf8(hex).ok());
+        let size = size
+            .and_then(|hex| usize::from_str_radix(hex, 16).ok())
+            .unwrap_or_else(|| panic!("bad chunk size line {:?}", String::from_utf8_lossy(&line)));
+        let start = body.len();
+        body.resize(start + size, 0);
+        stream.read_exact(&mut body[start..])?;
+        let mut end = [0u8; 2];
+        stream.read_exact(&mut end)?;
+        assert_eq!(&end, b"\r\n", "a chunk's data ends with CRLF");
+        if size == 0 {
+            return Ok(body);
+        }
+    }
 }

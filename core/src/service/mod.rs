@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use crate::error::{Code, Error};
 use crate::inputs::Limits;
+use crate::result::Rows;
 use crate::sign::SigningKeys;
 
 /// A `tracing` span for one phase of a request (`parse`, `compute`, `sign`, `egress`,
@@ -136,8 +137,26 @@ pub struct Response {
 pub struct Shared {
     /// Where in [`Response::body`] the bytes go.
     pub at: usize,
-    /// The bytes.
-    pub bytes: Arc<Vec<u8>>,
+    /// The bytes: a run's rendered `allocations` array, in its pieces.
+    pub rows: Arc<Rows>,
+}
+
+/// A host that sends a full compute answer while its `allocations` rows are still being
+/// rendered (the HTTP server, with chunked framing). A new run's answer is known but for its
+/// rows once the run is signed and handed to the ledger; the rows of a large run take
+/// milliseconds to render, and sending each piece as it is done lets the answer move while
+/// it is made.
+///
+/// [`Service::answer_streaming`] calls [`Stream::start`] at most once, then
+/// [`Stream::piece`] for every piece of the rows, in order; the [`Response`] it then returns
+/// is the whole answer as [`Service::answer`] gives it, of which the host has sent
+/// `body[..shared.at]` and the rows, and owes `body[shared.at..]`. When `start` was not
+/// called, nothing was sent.
+pub trait Stream {
+    /// The answer's status and its body up to the rows.
+    fn start(&mut self, status: u16, before_rows: &[u8]);
+    /// The next piece of the rows.
+    fn piece(&mut self, piece: &Arc<Vec<u8>>);
 }
 
 /// The JSON content type.
@@ -150,13 +169,13 @@ pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4";
 impl Response {
     /// The bytes of the whole body, shared ones included.
     pub fn body_len(&self) -> usize {
-        self.body.len() + self.shared.as_ref().map_or(0, |s| s.bytes.len())
+        self.body.len() + self.shared.as_ref().map_or(0, |s| s.rows.len())
     }
 
     /// The answer with its shared bytes copied into the body.
     pub fn spliced(mut self) -> Response {
         if let Some(s) = self.shared.take() {
-            self.body = crate::result::spliced(&self.body, s.at, &s.bytes);
+            self.body = crate::result::spliced(&self.body, s.at, &s.rows);
         }
         self
     }
@@ -495,10 +514,32 @@ impl Service {
     /// The body phase: runs the admitted request's handler over its decoded body. Counts the
     /// response under `http_requests_total`. A full result may come with [`Response::shared`].
     pub fn answer(&self, admitted: &Admitted, body: &[u8], corr_id: &str) -> Response {
+        self.answer_to(admitted, body, corr_id, None)
+    }
+
+    /// [`Service::answer`], sending a new run's full answer through `stream` while its rows
+    /// are rendered (see [`Stream`]).
+    pub fn answer_streaming(
+        &self,
+        admitted: &Admitted,
+        body: &[u8],
+        corr_id: &str,
+        stream: &mut dyn Stream,
+    ) -> Response {
+        self.answer_to(admitted, body, corr_id, Some(stream))
+    }
+
+    fn answer_to(
+        &self,
+        admitted: &Admitted,
+        body: &[u8],
+        corr_id: &str,
+        stream: Option<&mut dyn Stream>,
+    ) -> Response {
         let served = if body.len() > admitted.body_max {
             Err(Error::new(Code::BodyTooLarge, format!("the body exceeds {} bytes", admitted.body_max)))
         } else {
-            self.serve(&admitted.routed, admitted.principal.as_ref(), body)
+            self.serve(&admitted.routed, admitted.principal.as_ref(), body, stream)
         };
         let response = served.unwrap_or_else(|error| Response::error(&error, corr_id));
         self.metrics.http(admitted.route, response.status);

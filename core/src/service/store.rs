@@ -22,7 +22,7 @@ use super::lock;
 use crate::calculus::Payee;
 use crate::inputs::Inputs;
 use crate::policy::Policy;
-use crate::result::LedgerReport;
+use crate::result::{LedgerReport, Rows};
 use crate::run::Run;
 use crate::sign::{Signatures, SigningKeys};
 
@@ -179,7 +179,7 @@ pub(crate) struct StoredRun {
     signatures: OnceLock<Signatures>,
     /// Its `allocations` array as answered, rendered once: the bytes never change, and a
     /// repeated full answer is then a copy, not a render (counted in [`run_weight`]).
-    allocations_json: OnceLock<Arc<Vec<u8>>>,
+    rows: OnceLock<Arc<Rows>>,
 }
 
 impl StoredRun {
@@ -190,13 +190,19 @@ impl StoredRun {
             compute_ms,
             ledger: Mutex::new(LedgerReport::DRY_RUN),
             signatures: OnceLock::new(),
-            allocations_json: OnceLock::new(),
+            rows: OnceLock::new(),
         }
     }
 
     /// Its `allocations` array, rendering it on first use.
-    pub(crate) fn allocations_json(&self) -> &Arc<Vec<u8>> {
-        self.allocations_json.get_or_init(|| Arc::new(crate::result::render_allocations(&self.run)))
+    pub(crate) fn rows(&self) -> &Arc<Rows> {
+        self.rows_with(|_| {})
+    }
+
+    /// Its `allocations` array; when this call renders it, `each` sees every piece as soon as
+    /// it is rendered (a concurrent caller waits for the whole).
+    pub(crate) fn rows_with(&self, each: impl FnMut(&Arc<Vec<u8>>)) -> &Arc<Rows> {
+        self.rows.get_or_init(|| Arc::new(crate::result::render_rows(&self.run, each)))
     }
 
     /// Its signatures under `keys`, signing on first use (a concurrent caller waits for it).

@@ -12,13 +12,14 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use mio::Token;
-use rewarder_core::service::{Admitted, Head, Rejection, Response, Service, Shared};
+use rewarder_core::service::{Admitted, Head, Rejection, Response, Service};
 use rewarder_core::{Code, Error};
 
 use super::framing::{self, ChunkError, Chunked, Framing, RequestHead};
+use super::out::Out;
 use super::server::TransportLimits;
 use super::wire_io::{READ_CHUNK_BYTES, ReadState, WireIo};
-use super::workers::{self, Done, Job, WorkQueue};
+use super::workers::{self, Job, Reply, WorkQueue};
 use crate::wire::{self, Encoding};
 
 /// The route label of answers given before a request line is known (`http_requests_total`
@@ -85,6 +86,8 @@ enum State {
     Body(Box<BodyRead>),
     /// The request is with a compute thread.
     Busy,
+    /// Writing the parts of an answer sent while it is made; more are to come.
+    Streaming,
     /// Writing an answer.
     Writing(After),
     /// Write side shut; discarding input until EOF or the deadline.
@@ -99,54 +102,6 @@ struct BodyRead {
     /// straight into the connection's buffer instead.
     chunked: Option<(Chunked, Vec<u8>)>,
     length: usize,
-}
-
-/// An answer being written: its head, then its body, whose shared bytes (a stored run's
-/// `allocations`) are written from where the service keeps them.
-#[derive(Default)]
-struct Out {
-    head: Vec<u8>,
-    body: Vec<u8>,
-    shared: Option<Shared>,
-    at: usize,
-}
-
-impl Out {
-    fn len(&self) -> usize {
-        self.head.len() + self.body.len() + self.shared.as_ref().map_or(0, |s| s.bytes.len())
-    }
-
-    fn pending(&self) -> bool {
-        self.at < self.len()
-    }
-
-    /// What is left to write, in order, from byte `at` of the whole answer.
-    fn rest(&self) -> [&[u8]; 4] {
-        let split = self.shared.as_ref().map_or(self.body.len(), |s| s.at);
-        let shared: &[u8] = self.shared.as_ref().map_or(&[], |s| &s.bytes[..]);
-        let mut pieces = [&self.head[..], &self.body[..split], shared, &self.body[split..]];
-        let mut skip = self.at;
-        for piece in &mut pieces {
-            let n = skip.min(piece.len());
-            *piece = &piece[n..];
-            skip -= n;
-        }
-        pieces
-    }
-
-    /// Writes what the socket takes; `Ok(true)` once everything, TLS records included, is
-    /// with the kernel.
-    fn write(&mut self, io: &mut WireIo) -> std::io::Result<bool> {
-        while self.pending() {
-            let n = io.write_from(&self.rest())?;
-            if n == 0 {
-                return Ok(false);
-            }
-            self.at += n;
-        }
-        *self = Out::default();
-        io.flush()
-    }
 }
 
 /// One client connection.
@@ -246,7 +201,7 @@ impl Conn {
                 }
                 State::Idle | State::Head => self.read_head(cx),
                 State::Body(_) => self.read_body(cx),
-                State::Busy => Step::Wait,
+                State::Busy | State::Streaming => Step::Wait,
                 State::Lingering => self.linger(),
             };
             match step {
@@ -257,11 +212,30 @@ impl Conn {
         }
     }
 
-    /// Takes a compute thread's answer.
-    pub(crate) fn deliver(&mut self, done: Done, cx: &mut Ctx<'_>) -> Next {
-        self.out = Out { head: done.head, body: done.body, shared: done.shared, at: 0 };
-        let after = if done.close || cx.stopping { After::Linger } else { After::KeepAlive };
-        self.state = State::Writing(after);
+    /// Takes a compute thread's answer, or a part of one.
+    pub(crate) fn deliver(&mut self, reply: Reply, cx: &mut Ctx<'_>) -> Next {
+        let after = |close: bool| if close || cx.stopping { After::Linger } else { After::KeepAlive };
+        match reply {
+            Reply::Whole(done) => {
+                self.out.push_answer(done.head, done.body, done.shared);
+                self.state = State::Writing(after(done.close));
+            }
+            Reply::Start { head, before_rows, .. } => {
+                self.out.push(head);
+                self.out.push_chunk(before_rows);
+                self.state = State::Streaming;
+            }
+            Reply::Piece { piece, .. } => self.out.push_shared_chunk(piece),
+            Reply::End { after_rows, close, .. } => {
+                self.out.push_chunk(after_rows);
+                self.out.push_last_chunk();
+                self.state = State::Writing(after(close));
+            }
+            // The answer's head is out and its status cannot be taken back: the client sees a
+            // body that ends without its last chunk.
+            Reply::Abort { .. } => return Next::Close,
+        }
+        // A slow reader has the write timeout for each part.
         self.deadline = cx.now + cx.limits.write_timeout;
         self.drive(cx)
     }
@@ -297,7 +271,7 @@ impl Conn {
                 self.refuse(cx, route, &corr_id, &late("body", cx.limits.body_timeout));
                 self.drive(cx)
             }
-            State::Writing(_) | State::Lingering => Next::Close,
+            State::Streaming | State::Writing(_) | State::Lingering => Next::Close,
             // Handled above.
             State::Idle => Next::Keep,
         }
@@ -457,14 +431,14 @@ impl Conn {
             // Probes are answered here, never queued behind computes: a liveness probe stuck
             // behind a queue of computes would get a loaded node restarted.
             cx.service.metrics().set_queue_depth(cx.queue.depth() as u64);
-            let response = workers::answer_guarded(service, &admitted, &[], &head.corr_id);
+            let response = workers::answer_guarded(service, &admitted, &[], &head.corr_id, None);
             // A reserve connection answers one probe, then gives its place back.
             let after = if head.keep_alive && !self.reserve { After::KeepAlive } else { After::Linger };
             self.answer(cx, response, &head.corr_id, after);
             return Step::Again;
         }
         if head.expects_continue && self.buf.is_empty() {
-            self.out = Out { head: CONTINUE.to_vec(), ..Out::default() };
+            self.out.push(CONTINUE.to_vec());
         }
         let (chunked, length) = match head.framing {
             Framing::None => (None, 0),
@@ -562,8 +536,9 @@ impl Conn {
         *cx.held = *cx.held - self.held + body.len();
         self.held = 0;
         let head_only = head.method == "HEAD";
-        let job =
-            Job { token: self.token, admitted, body, encoding, corr_id: head.corr_id, close, head_only };
+        let streams = head.http_1_1 && !head_only;
+        let corr_id = head.corr_id;
+        let job = Job { token: self.token, admitted, body, encoding, corr_id, close, head_only, streams };
         let max = usize::try_from(service.hot().work_queue_max).unwrap_or(usize::MAX);
         match cx.queue.offer(job, max) {
             Ok(depth) => {
@@ -604,13 +579,10 @@ impl Conn {
     fn answer(&mut self, cx: &Ctx<'_>, response: Response, corr_id: &str, after: After) {
         let after = if cx.stopping { After::Linger } else { after };
         let head = framing::response_head(&response, corr_id, after == After::Linger);
-        // A pending `100 Continue` goes first.
-        let mut out_head = std::mem::take(&mut self.out.head);
-        out_head.drain(..self.out.at.min(out_head.len()));
-        out_head.extend_from_slice(&head);
         let (body, shared) =
             if self.head_only { (Vec::new(), None) } else { (response.body, response.shared) };
-        self.out = Out { head: out_head, body, shared, at: 0 };
+        // After a pending `100 Continue`, if any.
+        self.out.push_answer(head, body, shared);
         if after == After::Linger {
             // Nothing more of this connection is read as a request.
             self.buf.clear();
@@ -635,31 +607,5 @@ impl Conn {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-
-    #[test]
-    fn an_answer_with_shared_bytes_is_written_in_order_from_any_offset() {
-        let out = |at| Out {
-            head: b"HEAD|".to_vec(),
-            body: b"{\"a\":,\"b\":1}".to_vec(),
-            shared: Some(Shared { at: 5, bytes: Arc::new(b"[1,2,3]".to_vec()) }),
-            at,
-        };
-        let whole = b"HEAD|{\"a\":[1,2,3],\"b\":1}";
-        assert_eq!(out(0).len(), whole.len());
-        // Every offset a partial write can stop at, the splice's edges included.
-        for at in 0..=whole.len() {
-            let rest: Vec<u8> = out(at).rest().concat();
-            assert_eq!(rest, &whole[at..], "from byte {at}");
-        }
-        let plain = Out { head: b"H".to_vec(), body: b"body".to_vec(), shared: None, at: 2 };
-        assert_eq!(plain.rest().concat(), b"ody");
     }
 }

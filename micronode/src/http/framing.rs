@@ -12,7 +12,7 @@
 //! refusal is `400 bad_request` with the request's correlation id when one was found, and the
 //! connection is closed after it.
 
-use rewarder_core::service::Response;
+use rewarder_core::service::{JSON, Response};
 use rewarder_core::{Code, Error};
 
 use crate::wire::{self, CORR_ID_HEADER};
@@ -55,6 +55,8 @@ pub struct RequestHead {
     pub expects_continue: bool,
     /// Whether the connection stays open after the answer.
     pub keep_alive: bool,
+    /// An HTTP/1.1 request, whose answer may be sent with chunked framing (HTTP/1.0 has none).
+    pub http_1_1: bool,
 }
 
 /// A refused head: the error and the correlation id to answer it with.
@@ -203,6 +205,7 @@ pub fn parse_head(bytes: &[u8]) -> Result<RequestHead, HeadError> {
         framing,
         expects_continue,
         keep_alive,
+        http_1_1: !http_1_0,
     })
 }
 
@@ -363,18 +366,33 @@ impl Chunked {
 /// The head of an answer: status line, `Content-Type`, `Content-Length`, `X-Corr-ID`,
 /// `Retry-After` when set, and `Connection: close` when the connection ends after it.
 pub fn response_head(response: &Response, corr_id: &str, close: bool) -> Vec<u8> {
+    let length = format!("Content-Length: {}", response.body_len());
+    head(response.status, response.content_type, &length, response.retry_after_s, corr_id, close)
+}
+
+/// The head of a JSON answer sent while it is made (a new run's full compute answer, see
+/// `rewarder_core::service::Stream`): `Transfer-Encoding: chunked` instead of a length.
+pub fn streamed_head(status: u16, corr_id: &str, close: bool) -> Vec<u8> {
+    head(status, JSON, "Transfer-Encoding: chunked", None, corr_id, close)
+}
+
+fn head(
+    status: u16,
+    content_type: &str,
+    framing: &str,
+    retry_after_s: Option<u32>,
+    corr_id: &str,
+    close: bool,
+) -> Vec<u8> {
     use std::io::Write as _;
     let mut head = Vec::with_capacity(160);
     // Writing to a Vec cannot fail.
     let _ = write!(
         head,
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{CORR_ID_HEADER}: {corr_id}\r\n",
-        response.status,
-        wire::reason(response.status),
-        response.content_type,
-        response.body_len(),
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\n{framing}\r\n{CORR_ID_HEADER}: {corr_id}\r\n",
+        wire::reason(status),
     );
-    if let Some(s) = response.retry_after_s {
+    if let Some(s) = retry_after_s {
         let _ = write!(head, "Retry-After: {s}\r\n");
     }
     if close {
@@ -383,6 +401,16 @@ pub fn response_head(response: &Response, corr_id: &str, close: bool) -> Vec<u8>
     head.extend_from_slice(b"\r\n");
     head
 }
+
+/// The line that opens a chunk of `len` bytes (chunked framing, RFC 9112 §7.1).
+pub fn chunk_line(len: usize) -> Vec<u8> {
+    format!("{len:x}\r\n").into_bytes()
+}
+
+/// What ends a chunk's data.
+pub const CHUNK_END: &[u8] = b"\r\n";
+/// The last chunk of a chunked body, without trailers.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 #[cfg(test)]
 mod tests {

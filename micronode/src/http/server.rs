@@ -22,7 +22,7 @@ use rewarder_core::service::{Rejection, Service};
 use super::conn::{Conn, Ctx, Next, TRANSPORT_ROUTE};
 use super::framing;
 use super::wire_io::WireIo;
-use super::workers::{Done, Pool, WorkQueue};
+use super::workers::{Pool, Reply, WorkQueue};
 use crate::wire;
 
 /// Bounds of the transport, each with its unit last.
@@ -333,7 +333,7 @@ struct IoLoop<'a> {
 }
 
 impl IoLoop<'_> {
-    fn serve(&mut self, shutdown: &AtomicBool, shared: &Shared, done: &mpsc::Receiver<Done>) {
+    fn serve(&mut self, shutdown: &AtomicBool, shared: &Shared, done: &mpsc::Receiver<Reply>) {
         let mut events = Events::with_capacity(1024);
         let mut drain_deadline: Option<Instant> = None;
         let mut next_sweep = Instant::now() + TICK;
@@ -505,13 +505,13 @@ impl IoLoop<'_> {
         }
     }
 
-    fn deliver(&mut self, done: Done) {
-        let token = done.token;
-        self.held -= done.held;
+    fn deliver(&mut self, reply: Reply) {
+        let token = reply.token();
+        self.held -= reply.held();
         let (mut cx, conns) = self.ctx();
         // The client may have gone while its request was computed.
         let Some(conn) = conns.get_mut(&token) else { return };
-        if conn.deliver(done, &mut cx) == Next::Close {
+        if conn.deliver(reply, &mut cx) == Next::Close {
             self.close(token);
         }
     }

@@ -2,7 +2,8 @@
 //! (`WORK_QUEUE_MAX`, API.md §5): the I/O thread queues a request whose body it has read, or
 //! answers `503 overloaded` at once when `WORK_QUEUE_MAX` requests already wait; a compute
 //! thread takes it, decodes the body, runs the service's body phase, renders the answer's head,
-//! and hands both back to the I/O thread, which it wakes.
+//! and hands both back to the I/O thread, which it wakes. A new run's full answer goes back in
+//! parts while its rows are rendered (chunked framing), so that it moves while it is made.
 //!
 //! The queue is one `VecDeque` under a mutex: its length is the `queue_depth` gauge, exact.
 
@@ -14,7 +15,7 @@ use std::thread;
 
 use mio::{Token, Waker};
 use rewarder_core::Code;
-use rewarder_core::service::{Admitted, Response, Service, Shared};
+use rewarder_core::service::{Admitted, Response, Service, Shared, Stream};
 
 use super::framing;
 use crate::wire::{self, Encoding};
@@ -35,6 +36,42 @@ pub(crate) struct Job {
     pub(crate) close: bool,
     /// A `HEAD` request: the answer's head only.
     pub(crate) head_only: bool,
+    /// The answer may be sent while it is made, with chunked framing (HTTP/1.1, not `HEAD`).
+    pub(crate) streams: bool,
+}
+
+/// What a compute thread hands the I/O thread: a whole answer, or the parts of one sent
+/// while it is made (a new run's full answer: `Start`, a `Piece` per piece of its rows, then
+/// `End`, or `Abort` when the handler panicked after `Start`).
+pub(crate) enum Reply {
+    Whole(Done),
+    Start { token: Token, head: Vec<u8>, before_rows: Vec<u8> },
+    Piece { token: Token, piece: Arc<Vec<u8>> },
+    End { token: Token, after_rows: Vec<u8>, close: bool, held: usize },
+    Abort { token: Token, held: usize },
+}
+
+impl Reply {
+    /// The connection it is for.
+    pub(crate) fn token(&self) -> Token {
+        match self {
+            Reply::Whole(done) => done.token,
+            Reply::Start { token, .. }
+            | Reply::Piece { token, .. }
+            | Reply::End { token, .. }
+            | Reply::Abort { token, .. } => *token,
+        }
+    }
+
+    /// The request-body bytes it gives back to the held-bytes budget (with the answer's last
+    /// part).
+    pub(crate) fn held(&self) -> usize {
+        match self {
+            Reply::Whole(done) => done.held,
+            Reply::End { held, .. } | Reply::Abort { held, .. } => *held,
+            Reply::Start { .. } | Reply::Piece { .. } => 0,
+        }
+    }
 }
 
 /// An answer for the I/O thread to write.
@@ -110,7 +147,7 @@ impl WorkQueue {
 pub(crate) struct Pool {
     pub(crate) queue: Arc<WorkQueue>,
     pub(crate) service: Arc<Service>,
-    pub(crate) done: Sender<Done>,
+    pub(crate) done: Sender<Reply>,
     pub(crate) waker: Arc<Waker>,
     pub(crate) decomp_ratio_max: u32,
 }
@@ -139,44 +176,98 @@ impl Pool {
     fn work(&self) {
         while let Some((job, depth)) = self.queue.take() {
             self.service.metrics().set_queue_depth(depth as u64);
-            let done = self.run(job);
-            if self.done.send(done).is_err() {
+            let reply = self.run(job);
+            if !self.send(reply) {
                 return;
-            }
-            if let Err(e) = self.waker.wake() {
-                tracing::error!(error = %e, "cannot wake the I/O thread");
             }
         }
     }
 
+    /// Hands `reply` to the I/O thread and wakes it; `false` once the I/O thread is gone.
+    fn send(&self, reply: Reply) -> bool {
+        if self.done.send(reply).is_err() {
+            return false;
+        }
+        if let Err(e) = self.waker.wake() {
+            tracing::error!(error = %e, "cannot wake the I/O thread");
+        }
+        true
+    }
+
     /// Decodes and answers one job; a panic in the handler is `500 internal`.
-    fn run(&self, job: Job) -> Done {
-        let Job { token, admitted, body, encoding, corr_id, close, head_only } = job;
+    fn run(&self, job: Job) -> Reply {
+        let Job { token, admitted, body, encoding, corr_id, close, head_only, streams } = job;
         let held = body.len();
         let service = &self.service;
         // The traced request (crate::trace): core's phases open their spans under it.
         let span = crate::trace::request_span(&corr_id, admitted.route());
         let _request = span.enter();
+        let mut sink = Sink { pool: self, token, corr_id: &corr_id, close, started: false };
         let response = match decode(body, encoding, admitted.body_max(), self.decomp_ratio_max) {
             Err(error) => {
                 service.record_http(admitted.route(), error.status());
                 tracing::info!(corr_id, code = %error.code(), "body refused");
                 Response::error(&error, &corr_id)
             }
-            Ok(body) => answer_guarded(service, &admitted, &body, &corr_id),
+            Ok(body) => {
+                let stream = streams.then_some(&mut sink as &mut dyn Stream);
+                answer_guarded(service, &admitted, &body, &corr_id, stream)
+            }
         };
         span.record("status", response.status);
         tracing::debug!(corr_id, route = admitted.route(), status = response.status, "answered");
+        if sink.started {
+            return match response.shared {
+                Some(Shared { at, .. }) => {
+                    let mut body = response.body;
+                    Reply::End { token, after_rows: body.split_off(at), close, held }
+                }
+                // Only a panic after the start answers without the rows.
+                None => Reply::Abort { token, held },
+            };
+        }
         let head = framing::response_head(&response, &corr_id, close);
         let (body, shared) = if head_only { (Vec::new(), None) } else { (response.body, response.shared) };
-        Done { token, head, body, shared, close, held }
+        Reply::Whole(Done { token, head, body, shared, close, held })
+    }
+}
+
+/// A compute thread's [`Stream`]: each part of the answer goes to the I/O thread at once.
+struct Sink<'a> {
+    pool: &'a Pool,
+    token: Token,
+    corr_id: &'a str,
+    close: bool,
+    started: bool,
+}
+
+impl Stream for Sink<'_> {
+    fn start(&mut self, status: u16, before_rows: &[u8]) {
+        self.started = true;
+        let head = framing::streamed_head(status, self.corr_id, self.close);
+        self.pool.send(Reply::Start { token: self.token, head, before_rows: before_rows.to_vec() });
+    }
+
+    fn piece(&mut self, piece: &Arc<Vec<u8>>) {
+        self.pool.send(Reply::Piece { token: self.token, piece: Arc::clone(piece) });
     }
 }
 
 /// The service's body phase, where a panic becomes `500 internal` instead of taking the
-/// thread down (a compute thread, or the I/O thread for a probe).
-pub(crate) fn answer_guarded(service: &Service, admitted: &Admitted, body: &[u8], corr_id: &str) -> Response {
-    catch_unwind(AssertUnwindSafe(|| service.answer(admitted, body, corr_id))).unwrap_or_else(|_| {
+/// thread down (a compute thread, or the I/O thread for a probe). With a `stream`, a new
+/// run's full answer may go out through it while it is made.
+pub(crate) fn answer_guarded(
+    service: &Service,
+    admitted: &Admitted,
+    body: &[u8],
+    corr_id: &str,
+    stream: Option<&mut dyn Stream>,
+) -> Response {
+    let answered = catch_unwind(AssertUnwindSafe(|| match stream {
+        Some(stream) => service.answer_streaming(admitted, body, corr_id, stream),
+        None => service.answer(admitted, body, corr_id),
+    }));
+    answered.unwrap_or_else(|_| {
         tracing::error!(corr_id, route = admitted.route(), "the handler panicked");
         service.record_http(admitted.route(), 500);
         wire::error_response(Code::Internal, "internal error", corr_id)

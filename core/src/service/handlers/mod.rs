@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::auth::Principal;
 use super::router::{Endpoint, Routed};
-use super::{JSON, PROMETHEUS_TEXT, Response, Service};
+use super::{JSON, PROMETHEUS_TEXT, Response, Service, Stream};
 use crate::error::{Code, Error};
 
 pub(crate) use probes::{keys_body, version_body};
@@ -47,6 +47,7 @@ impl Service {
         routed: &Routed<'_>,
         principal: Option<&Principal>,
         body: &[u8],
+        stream: Option<&mut dyn Stream>,
     ) -> Result<Response, Error> {
         match &routed.endpoint {
             Endpoint::Healthz => Ok(json_response(200, &json!({"status": "ok"}))),
@@ -75,7 +76,7 @@ impl Service {
             Endpoint::PutInputs => self.put_inputs(tenant(principal)?, body),
             Endpoint::PutPolicy => self.put_policy(tenant(principal)?, body),
             Endpoint::Compute { epoch } => {
-                self.compute(tenant(principal)?, epoch, body, routed.with_allocations)
+                self.compute(tenant(principal)?, epoch, body, routed.with_allocations, stream)
             }
             Endpoint::Compare { epoch, html } => self.compare(tenant(principal)?, epoch, body, *html),
             Endpoint::Epoch { epoch } => {

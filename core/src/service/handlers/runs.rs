@@ -10,7 +10,7 @@
 //! and the answer is `202`, or refuses a second run of a settled epoch (`409`). An invariant
 //! violation stores nothing and sends nothing.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -19,14 +19,14 @@ use serde_json::{Map, Value};
 use super::super::inflight::Permit;
 use super::super::metrics::{RunStatus, Scale};
 use super::super::store::StoredRun;
-use super::super::{HTML, JSON, Response, Service, Shared, lock};
+use super::super::{HTML, JSON, Response, Service, Shared, Stream, lock};
 use crate::commit;
 use crate::compare::{self, Comparison};
 use crate::error::{Code, Error};
 use crate::inputs::Inputs;
 use crate::manifest::Manifest;
 use crate::policy::Policy;
-use crate::result::{self, LedgerReport, LedgerStatus, ResultMeta};
+use crate::result::{self, LedgerReport, LedgerStatus, ResultMeta, Rows};
 use crate::run::Run;
 use crate::sign::Signatures;
 
@@ -176,6 +176,19 @@ fn check_epoch(inputs: &Inputs, epoch: &str) -> Result<(), Error> {
     Err(Error::field(Code::EpochMismatch, "epoch", message))
 }
 
+/// The status of a compute answer: `202` while some of its intents wait in the quarantine
+/// queue.
+fn status_of(ledger: LedgerReport) -> u16 {
+    if ledger.status == LedgerStatus::Quarantined { 202 } else { 200 }
+}
+
+/// Where a new run's rows go while they are rendered (see [`Stream`]).
+struct Streaming<'a> {
+    /// The run's signatures, once made.
+    signed: &'a OnceLock<Signatures>,
+    stream: &'a mut dyn Stream,
+}
+
 /// The proof body of API.md §1.
 #[derive(Serialize)]
 struct ProofBody<'a> {
@@ -201,6 +214,7 @@ impl Service {
         epoch: &str,
         body: &[u8],
         with_allocations: bool,
+        stream: Option<&mut dyn Stream>,
     ) -> Result<Response, Error> {
         // The host's request span, if this request is traced: the phases below open under it,
         // the signature too when it runs on the host's second thread.
@@ -213,31 +227,72 @@ impl Service {
         // A run whose intents wait in the quarantine queue is pinned in the store (egress), so
         // the memo finds the queue's own run (the one the drain updates), never a copy.
         let cached = lock(&self.runs).get(tenant, &run_id);
-        let answer = |stored: &Arc<StoredRun>| {
-            let ledger = self.settle(stored, request.dry_run)?;
-            // The bulk of a full answer, rendered once per run: beside a slow signature.
-            let allocations = with_allocations.then(|| Arc::clone(stored.allocations_json()));
-            Ok::<_, Error>((ledger, allocations))
-        };
+        let (dry_run, rows) = (request.dry_run, with_allocations);
         let (stored, answer) = match cached {
             Some(stored) => {
                 self.metrics.run(RunStatus::Cached);
                 lock(&self.runs).mark_latest(&stored);
-                let answer = self.beside_signatures(&stored, &traced, || answer(&stored));
+                let answer = self.beside_signatures(&stored, &traced, || {
+                    self.settle_and_rows(&stored, dry_run, rows, None)
+                });
                 (stored, answer)
             }
-            None => self.fresh_run(&inputs, &policy, tenant, &traced, |stored| {
+            None => self.fresh_run(&inputs, &policy, tenant, &traced, |stored, signed| {
                 self.store(stored);
-                answer(stored)
+                let streaming = stream.map(|stream| Streaming { signed, stream });
+                self.settle_and_rows(stored, dry_run, rows, streaming)
             })?,
         };
         let signatures = stored.signatures(&self.config.keys);
         let (ledger, allocations) = answer?;
-        let status = if ledger.status == LedgerStatus::Quarantined { 202 } else { 200 };
         Ok(Response {
-            status,
+            status: status_of(ledger),
             ..self.result_body(&stored.run, signatures, ledger, stored.compute_ms, allocations.as_ref())
         })
+    }
+
+    /// A stored run's ledger step, then its rows when the answer lists them: the bulk of a
+    /// full answer, rendered once per run, beside a slow signature. A new run's rows go
+    /// through `streaming` as they are rendered.
+    fn settle_and_rows(
+        &self,
+        stored: &Arc<StoredRun>,
+        dry_run: bool,
+        with_rows: bool,
+        streaming: Option<Streaming<'_>>,
+    ) -> Result<(LedgerReport, Option<Arc<Rows>>), Error> {
+        let ledger = self.settle(stored, dry_run)?;
+        let rows = with_rows.then(|| match streaming {
+            Some(streaming) => self.rows_streamed(stored, ledger, streaming),
+            None => Arc::clone(stored.rows()),
+        });
+        Ok((ledger, rows))
+    }
+
+    /// A new run's rows, rendered piece by piece into the host's stream once the answer up to
+    /// them is known, that is once the run is signed (on the host's second thread): pieces
+    /// rendered before that wait, then go first. A run signed only after its last piece, or
+    /// whose rows a concurrent answer rendered, sends nothing: the host answers it whole.
+    fn rows_streamed(&self, stored: &StoredRun, ledger: LedgerReport, streaming: Streaming<'_>) -> Arc<Rows> {
+        let Streaming { signed, stream } = streaming;
+        let mut waiting = Vec::new();
+        let mut started = false;
+        let rows = stored.rows_with(|piece| {
+            if !started {
+                let Some(signatures) = signed.get() else {
+                    waiting.push(Arc::clone(piece));
+                    return;
+                };
+                let (before, at) = self.around(&stored.run, signatures, ledger, stored.compute_ms, true);
+                stream.start(status_of(ledger), &before[..at.unwrap_or(before.len())]);
+                started = true;
+                for piece in waiting.drain(..) {
+                    stream.piece(&piece);
+                }
+            }
+            stream.piece(piece);
+        });
+        Arc::clone(rows)
     }
 
     /// A compute's parse phase: its body, then the tenant's documents it names and the
@@ -314,7 +369,7 @@ impl Service {
         policy: &Policy,
         tenant: &str,
         traced: &tracing::Span,
-        answer: impl FnOnce(&Arc<StoredRun>) -> T,
+        answer: impl FnOnce(&Arc<StoredRun>, &OnceLock<Signatures>) -> T,
     ) -> Result<(Arc<StoredRun>, T), Error> {
         let span = phase_span!("compute", actors = inputs.actor_count(), events = inputs.event_count());
         let scale = Scale::of(inputs.actor_count());
@@ -323,23 +378,29 @@ impl Service {
         let committed = committed.inspect_err(|e| self.count_failed_run(e))?;
         let digest = *committed.digest();
         let keys = &self.config.keys;
+        // Set by the signing side, read by `answer` (which may start sending once it is set).
+        let signed = OnceLock::new();
         let sign = || {
             let span = traced.in_scope(|| phase_span!("sign", cached = false));
-            span.in_scope(|| keys.sign(&digest))
+            // Only this closure sets it.
+            let _ = signed.set(span.in_scope(|| keys.sign(&digest)));
         };
         let check_and_answer = || {
             let (run, elapsed) = self.count_run(scale, started, span.in_scope(|| committed.check()))?;
             let stored = Arc::new(StoredRun::new(run, elapsed.as_secs_f64() * 1000.0));
-            let answered = answer(&stored);
+            let answered = answer(&stored, &signed);
             Ok::<_, Error>((stored, answered))
         };
-        let (signatures, checked) = if keys.ml_dsa_65_public_hex().is_some() {
-            self.overlapped(sign, check_and_answer)
+        let checked = if keys.ml_dsa_65_public_hex().is_some() {
+            self.overlapped(sign, check_and_answer).1
         } else {
-            (sign(), check_and_answer())
+            sign();
+            check_and_answer()
         };
         let (stored, answered) = checked?;
-        stored.signed_with(signatures);
+        if let Some(signatures) = signed.into_inner() {
+            stored.signed_with(signatures);
+        }
         Ok((stored, answered))
     }
 
@@ -429,7 +490,7 @@ impl Service {
 
     /// The API.md §1.2 body of a stored run.
     fn result_response(&self, stored: &StoredRun, with_allocations: bool) -> Response {
-        let allocations = with_allocations.then(|| stored.allocations_json());
+        let allocations = with_allocations.then(|| stored.rows());
         let signatures = stored.signatures(&self.config.keys);
         self.result_body(&stored.run, signatures, stored.ledger(), stored.compute_ms, allocations)
     }
@@ -442,17 +503,24 @@ impl Service {
         signatures: &Signatures,
         ledger: LedgerReport,
         compute_ms: f64,
-        allocations: Option<&Arc<Vec<u8>>>,
+        allocations: Option<&Arc<Rows>>,
     ) -> Response {
-        let meta = ResultMeta {
-            ledger,
-            compute_ms,
-            allocations: allocations.map(|a| a.as_slice()),
-            durable: self.durable(),
-        };
-        let (body, at) = result::render_around(run, signatures, &meta);
-        let shared = at.zip(allocations).map(|(at, bytes)| Shared { at, bytes: Arc::clone(bytes) });
+        let (body, at) = self.around(run, signatures, ledger, compute_ms, allocations.is_some());
+        let shared = at.zip(allocations).map(|(at, rows)| Shared { at, rows: Arc::clone(rows) });
         Response { status: 200, content_type: JSON, retry_after_s: None, body, shared }
+    }
+
+    /// The API.md §1.2 body of a run around its rows, and where they go when `rows`.
+    fn around(
+        &self,
+        run: &Run,
+        signatures: &Signatures,
+        ledger: LedgerReport,
+        compute_ms: f64,
+        rows: bool,
+    ) -> (Vec<u8>, Option<usize>) {
+        let meta = ResultMeta { ledger, compute_ms, allocations: None, durable: self.durable() };
+        result::render_around(run, signatures, &meta, rows)
     }
 
     fn latest_run(&self, tenant: &str, epoch: &str) -> Result<Arc<StoredRun>, Error> {

@@ -955,7 +955,7 @@ fn golden_vectors_over_http_equal_the_cli() {
 #[test]
 fn a_new_runs_full_answer_is_streamed_and_equals_every_later_answer() {
     let node = Node::start(&[]);
-    let (inputs, policy) = rewarder_gen::generate(rewarder_gen::Scale::S, "streamed", 7);
+    let (inputs, policy) = rewarder_gen::generate(rewarder_gen::Scale::M, "streamed", 7);
     let stored = node.call("PUT", "/rewarder/inputs", &[JSON], Some(&inputs)).json();
     let policy: Value = serde_json::from_slice(&policy).unwrap();
     let exchange = |request: String| {
@@ -1005,17 +1005,18 @@ fn a_new_runs_full_answer_is_streamed_and_equals_every_later_answer() {
         chunks.push(data.to_vec());
     }
     assert!(rest.is_empty(), "nothing after the last chunk");
-    // S has under 1,000 payees: rendered as 512 rows, then the others.
-    assert_eq!(chunks.len(), 4, "before the rows, two pieces of rows, after the rows");
+    // M has under 10,000 payees: rendered as 2,048 rows, 4,096, then the others.
+    assert_eq!(chunks.len(), 5, "before the rows, three pieces of rows, after the rows");
     assert!(chunks[0].ends_with(b"\"allocations\":"), "{}", String::from_utf8_lossy(&chunks[0]));
     assert!(
-        chunks[1].starts_with(b"[{") && chunks[2].ends_with(b"}]") && chunks[3].starts_with(b",\"ledger\":")
+        chunks[1].starts_with(b"[{") && chunks[3].ends_with(b"}]") && chunks[4].starts_with(b",\"ledger\":")
     );
-    assert_eq!(chunks[1].split(|b| *b == b'{').count() - 1, 512);
+    let rows = |chunk: &[u8]| chunk.split(|b| *b == b'{').count() - 1;
+    assert_eq!((rows(&chunks[1]), rows(&chunks[2])), (2048, 4096));
     let streamed = chunks.concat();
     let answer: Value = serde_json::from_slice(&streamed).unwrap();
     let payees = answer["manifest"]["payees"].as_u64().unwrap();
-    assert!((513..=1000).contains(&payees), "{payees} payees");
+    assert!((6145..=10_000).contains(&payees), "{payees} payees");
     assert_eq!(answer["allocations"].as_array().unwrap().len() as u64, payees);
     assert_eq!(answer["ledger"]["status"], "dry_run");
 
@@ -1036,6 +1037,45 @@ fn a_new_runs_full_answer_is_streamed_and_equals_every_later_answer() {
         let answer: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(answer["manifest"]["policy_id"], policy_id);
         assert_eq!(answer.get("allocations").is_some(), query.is_empty());
+    }
+}
+
+/// With post-quantum signatures the rows are rendered while the run is signed on the second
+/// thread: pieces rendered before the signature wait for it. Chunked or whole, a new run's
+/// answer is the bytes every later answer gives.
+#[test]
+fn a_pq_signed_new_run_answers_the_bytes_of_its_later_answers() {
+    let node = Node::start(&[("REQUIRE_PQ_ON", "true")]);
+    let (inputs, policy) = rewarder_gen::generate(rewarder_gen::Scale::M, "pq-streamed", 9);
+    let cid = node.call("PUT", "/rewarder/inputs", &[JSON], Some(&inputs)).json()["inputs_cid"].clone();
+    for i in 0..3 {
+        let mut doc: Value = serde_json::from_slice(&policy).unwrap();
+        doc["policy_id"] = format!("pq-{i}").into();
+        let put = node.call("PUT", "/rewarder/policies", &[JSON], Some(doc.to_string().as_bytes())).json();
+        let request = serde_json::json!({
+            "inputs_cid": cid, "policy_id": put["policy_id"], "policy_hash": put["policy_hash"], "dry_run": true,
+        });
+        let first = node.call(
+            "POST",
+            "/rewarder/epochs/pq-streamed/compute",
+            &[JSON],
+            Some(request.to_string().as_bytes()),
+        );
+        assert_eq!(
+            first.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&first.body[..first.body.len().min(300)])
+        );
+        let answer = first.json();
+        assert!(answer["signatures"]["ml_dsa_65"]["signature"].is_string());
+        assert_eq!(
+            answer["allocations"].as_array().unwrap().len() as u64,
+            answer["manifest"]["payees"].as_u64().unwrap()
+        );
+        let latest = node.call("GET", "/rewarder/epochs/pq-streamed", &[], None);
+        assert!(latest.header("Transfer-Encoding").is_none());
+        assert_eq!(latest.body, first.body, "run {i}");
     }
 }
 

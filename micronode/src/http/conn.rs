@@ -212,8 +212,8 @@ impl Conn {
         }
     }
 
-    /// Takes a compute thread's answer, or a part of one.
-    pub(crate) fn deliver(&mut self, reply: Reply, cx: &mut Ctx<'_>) -> Next {
+    /// Queues a compute thread's answer, or a part of one, for [`Conn::drive`] to write.
+    pub(crate) fn deliver(&mut self, reply: Reply, cx: &Ctx<'_>) -> Next {
         let after = |close: bool| if close || cx.stopping { After::Linger } else { After::KeepAlive };
         match reply {
             Reply::Whole(done) => {
@@ -237,7 +237,7 @@ impl Conn {
         }
         // A slow reader has the write timeout for each part.
         self.deadline = cx.now + cx.limits.write_timeout;
-        self.drive(cx)
+        Next::Keep
     }
 
     /// What to do when the deadline passed: a late head or body is answered `400`; an idle,

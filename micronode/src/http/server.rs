@@ -372,8 +372,17 @@ impl IoLoop<'_> {
                     token => self.drive(token),
                 }
             }
-            while let Ok(answer) = done.try_recv() {
-                self.deliver(answer);
+            // Every part that has come is queued before any is written: the parts of a
+            // streamed answer that came together leave in one write.
+            let mut delivered = Vec::new();
+            while let Ok(reply) = done.try_recv() {
+                let token = reply.token();
+                if self.deliver(reply) && !delivered.contains(&token) {
+                    delivered.push(token);
+                }
+            }
+            for token in delivered {
+                self.drive(token);
             }
             let now = Instant::now();
             if self.accept_paused_until.is_some_and(|until| now >= until) {
@@ -505,15 +514,19 @@ impl IoLoop<'_> {
         }
     }
 
-    fn deliver(&mut self, reply: Reply) {
+    /// Queues a compute thread's reply on its connection; `true` when the connection is
+    /// there to be driven.
+    fn deliver(&mut self, reply: Reply) -> bool {
         let token = reply.token();
         self.held -= reply.held();
-        let (mut cx, conns) = self.ctx();
+        let (cx, conns) = self.ctx();
         // The client may have gone while its request was computed.
-        let Some(conn) = conns.get_mut(&token) else { return };
-        if conn.deliver(reply, &mut cx) == Next::Close {
+        let Some(conn) = conns.get_mut(&token) else { return false };
+        if conn.deliver(reply, &cx) == Next::Close {
             self.close(token);
+            return false;
         }
+        true
     }
 
     /// Expires deadlines.

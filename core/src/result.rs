@@ -137,7 +137,7 @@ const ALLOCATION_BYTES_TYPICAL: usize = 80;
 /// Rows in the first piece of [`render_rows`]; each later piece has twice as many, up to
 /// [`PIECE_ROWS_MAX`]. A small first piece lets a host start sending early; large later ones
 /// keep the pieces few (each is a message to the host's I/O thread).
-const PIECE_ROWS_FIRST: usize = 2048;
+const PIECE_ROWS_FIRST: usize = 4096;
 /// Rows in a piece at most (about 650 KB).
 const PIECE_ROWS_MAX: usize = 8192;
 

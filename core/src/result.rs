@@ -387,17 +387,8 @@ mod tests {
 
     fn rows_equal_serde_json(ids: &[&str]) {
         // The last actor's score is above 2^64 (2^53 - 1 units at weight 10^6): the u128 digits.
-        let units = |i: usize| if i + 1 == ids.len() { 9_007_199_254_740_991 } else { 1000 + 37 * i as u64 };
-        let events: Vec<String> =
-            (0..ids.len()).map(|i| format!("[{}, {i}, 0, {}]", i + 1, units(i))).collect();
-        let inputs = format!(
-            r#"{{"schema":"rewarder.inputs.v1","epoch":"e","pool_minor":"18446744073709551615","kinds":["k"],"actors":{},"events":[{}]}}"#,
-            serde_json::to_string(&ids).unwrap(),
-            events.join(",")
-        );
-        let policy = r#"{"schema":"rewarder.policy.v1","policy_id":"p","weights":{"k":1000000},"min_payout_minor":"0"}"#;
-        let inputs = Arc::new(Inputs::parse(inputs.as_bytes(), &Limits::UNBOUNDED).unwrap());
-        let run = Run::compute(&inputs, &Policy::parse(policy.as_bytes()).unwrap(), "t").unwrap();
+        let run =
+            run_of(ids, |i| if i + 1 == ids.len() { 9_007_199_254_740_991 } else { 1000 + 37 * i as u64 });
         let expected: Vec<AllocationJson> = run
             .allocations()
             .map(|a| AllocationJson {
@@ -417,7 +408,8 @@ mod tests {
     fn rows_in_pieces_are_the_array_in_one_buffer() {
         // Payee counts around the piece sizes: one piece, exactly one, one row more, several.
         for payees in [1, PIECE_ROWS_FIRST, PIECE_ROWS_FIRST + 1, 3 * PIECE_ROWS_FIRST + 7, 40_000] {
-            let run = run_of(payees);
+            let ids: Vec<String> = (0..payees).map(|i| format!("acct:{i:06}")).collect();
+            let run = run_of(&ids, |i| 1 + i as u64 % 97);
             let mut seen = Vec::new();
             let rows = render_rows(&run, |piece| seen.push(Arc::clone(piece)));
             let whole = render_allocations(&run);
@@ -440,14 +432,14 @@ mod tests {
         }
     }
 
-    /// A run with `payees` actors, each with units.
-    fn run_of(payees: usize) -> Run {
-        let ids: Vec<String> = (0..payees).map(|i| format!("acct:{i:06}")).collect();
+    /// A run of actors `ids`, the `i`th with `units(i)` units of one kind, all payees of a pool
+    /// of 2^64 - 1.
+    fn run_of<S: Serialize>(ids: &[S], units: impl Fn(usize) -> u64) -> Run {
         let events: Vec<String> =
-            (0..payees).map(|i| format!("[{}, {i}, 0, {}]", i + 1, 1 + i % 97)).collect();
+            (0..ids.len()).map(|i| format!("[{}, {i}, 0, {}]", i + 1, units(i))).collect();
         let inputs = format!(
-            r#"{{"schema":"rewarder.inputs.v1","epoch":"e","pool_minor":"1000000000000","kinds":["k"],"actors":{},"events":[{}]}}"#,
-            serde_json::to_string(&ids).unwrap(),
+            r#"{{"schema":"rewarder.inputs.v1","epoch":"e","pool_minor":"18446744073709551615","kinds":["k"],"actors":{},"events":[{}]}}"#,
+            serde_json::to_string(ids).unwrap(),
             events.join(",")
         );
         let policy = r#"{"schema":"rewarder.policy.v1","policy_id":"p","weights":{"k":1000000},"min_payout_minor":"0"}"#;

@@ -58,14 +58,15 @@ pub struct ResultMeta<'a> {
 
 /// Renders the API.md §1.2 body in one buffer.
 pub fn render(run: &Run, signatures: &Signatures, meta: &ResultMeta<'_>) -> Vec<u8> {
-    let (mut out, at) = render_around(run, signatures, meta, meta.allocations.is_some());
-    if let (Some(at), Some(allocations)) = (at, meta.allocations) {
-        out.splice(at..at, allocations.iter().copied());
+    let mut out = render_before_rows(run, signatures, meta.allocations.is_some());
+    if let Some(allocations) = meta.allocations {
+        out.extend_from_slice(allocations);
     }
+    write_after_rows(&mut out, meta);
     out
 }
 
-/// `body` with `bytes` put in at `at`, in one buffer of the exact size.
+/// `body` with `rows` put in at `at`, in one buffer of the exact size.
 pub(crate) fn spliced(body: &[u8], at: usize, rows: &Rows) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + rows.len());
     out.extend_from_slice(&body[..at]);
@@ -76,30 +77,30 @@ pub(crate) fn spliced(body: &[u8], at: usize, rows: &Rows) -> Vec<u8> {
     out
 }
 
-/// The API.md §1.2 body without the bytes of its `allocations` array, and where they go (when
-/// `rows` asks for them; [`ResultMeta::allocations`] is not read): a host that keeps the array
-/// writes it from there, so an answer never copies its bulk.
-pub(crate) fn render_around(
-    run: &Run,
-    signatures: &Signatures,
-    meta: &ResultMeta<'_>,
-    rows: bool,
-) -> (Vec<u8>, Option<usize>) {
+/// The API.md §1.2 body up to its `allocations` rows: `manifest`, `manifest_digest`,
+/// `signatures`, and the `allocations` key when `rows`. A host that keeps the rows writes them
+/// from where they are kept, then what [`write_after_rows`] adds, so an answer never copies
+/// its bulk.
+pub(crate) fn render_before_rows(run: &Run, signatures: &Signatures, rows: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(2560);
     write_manifest(&mut out, run);
     out.extend_from_slice(b",\"signatures\":");
     write_json(&mut out, &SignaturesView(signatures));
-    let at = rows.then(|| {
+    if rows {
         out.extend_from_slice(b",\"allocations\":");
-        out.len()
-    });
+    }
+    out
+}
+
+/// The rest of a §1.2 body after its rows (or after `signatures` without them): `ledger`,
+/// `timing`, and the closing brace. [`ResultMeta::allocations`] is not read.
+pub(crate) fn write_after_rows(out: &mut Vec<u8>, meta: &ResultMeta<'_>) {
     out.extend_from_slice(b",\"ledger\":");
     let durable = (meta.ledger.status != LedgerStatus::DryRun).then_some(meta.durable);
-    write_json(&mut out, &LedgerJson { report: &meta.ledger, durable });
+    write_json(out, &LedgerJson { report: &meta.ledger, durable });
     out.extend_from_slice(b",\"timing\":");
-    write_json(&mut out, &Timing { compute_ms: meta.compute_ms });
+    write_json(out, &Timing { compute_ms: meta.compute_ms });
     out.push(b'}');
-    (out, at)
 }
 
 /// The members of a §1.2 body that describe the run itself, in their order — `manifest`,
@@ -164,15 +165,6 @@ impl Rows {
     /// Whether there are no bytes (never, for a rendered array: it has its brackets).
     pub fn is_empty(&self) -> bool {
         self.len == 0
-    }
-
-    /// The array in one buffer.
-    pub fn to_vec(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.len);
-        for piece in &self.pieces {
-            out.extend_from_slice(piece);
-        }
-        out
     }
 }
 
@@ -413,7 +405,7 @@ mod tests {
             let mut seen = Vec::new();
             let rows = render_rows(&run, |piece| seen.push(Arc::clone(piece)));
             let whole = render_allocations(&run);
-            assert_eq!(rows.to_vec(), whole, "{payees} payees");
+            assert_eq!(spliced(&[], 0, &rows), whole, "{payees} payees");
             assert_eq!(rows.len(), whole.len());
             assert_eq!(rows.pieces(), &seen[..], "each piece seen once, in order");
             let rows_per_piece: Vec<usize> =

@@ -182,6 +182,15 @@ fn status_of(ledger: LedgerReport) -> u16 {
     if ledger.status == LedgerStatus::Quarantined { 202 } else { 200 }
 }
 
+/// A stored run's ledger step and rows, as a compute answers them.
+struct Settled {
+    ledger: LedgerReport,
+    /// The rows, when the answer lists them.
+    rows: Option<Arc<Rows>>,
+    /// The body before the rows, when the host's stream already sent it.
+    sent: Option<Vec<u8>>,
+}
+
 /// Where a new run's rows go while they are rendered (see [`Stream`]).
 struct Streaming<'a> {
     /// The run's signatures, once made.
@@ -243,12 +252,15 @@ impl Service {
                 self.settle_and_rows(stored, dry_run, rows, streaming)
             })?,
         };
-        let signatures = stored.signatures(&self.config.keys);
-        let (ledger, allocations) = answer?;
-        Ok(Response {
-            status: status_of(ledger),
-            ..self.result_body(&stored.run, signatures, ledger, stored.compute_ms, allocations.as_ref())
-        })
+        let Settled { ledger, rows, sent } = answer?;
+        let response = match sent {
+            Some(before_rows) => self.body_after(before_rows, ledger, stored.compute_ms, rows.as_ref()),
+            None => {
+                let signatures = stored.signatures(&self.config.keys);
+                self.result_body(&stored.run, signatures, ledger, stored.compute_ms, rows.as_ref())
+            }
+        };
+        Ok(Response { status: status_of(ledger), ..response })
     }
 
     /// A stored run's ledger step, then its rows when the answer lists them: the bulk of a
@@ -260,39 +272,49 @@ impl Service {
         dry_run: bool,
         with_rows: bool,
         streaming: Option<Streaming<'_>>,
-    ) -> Result<(LedgerReport, Option<Arc<Rows>>), Error> {
+    ) -> Result<Settled, Error> {
         let ledger = self.settle(stored, dry_run)?;
-        let rows = with_rows.then(|| match streaming {
-            Some(streaming) => self.rows_streamed(stored, ledger, streaming),
-            None => Arc::clone(stored.rows()),
-        });
-        Ok((ledger, rows))
+        let (rows, sent) = match (with_rows, streaming) {
+            (false, _) => (None, None),
+            (true, Some(streaming)) => {
+                let (rows, sent) = self.rows_streamed(stored, ledger, streaming);
+                (Some(rows), sent)
+            }
+            (true, None) => (Some(Arc::clone(stored.rows())), None),
+        };
+        Ok(Settled { ledger, rows, sent })
     }
 
     /// A new run's rows, rendered piece by piece into the host's stream once the answer up to
     /// them is known, that is once the run is signed (on the host's second thread): pieces
     /// rendered before that wait, then go first. A run signed only after its last piece, or
     /// whose rows a concurrent answer rendered, sends nothing: the host answers it whole.
-    fn rows_streamed(&self, stored: &StoredRun, ledger: LedgerReport, streaming: Streaming<'_>) -> Arc<Rows> {
+    /// Gives the rows and, when the answer was started, the body it was started with.
+    fn rows_streamed(
+        &self,
+        stored: &StoredRun,
+        ledger: LedgerReport,
+        streaming: Streaming<'_>,
+    ) -> (Arc<Rows>, Option<Vec<u8>>) {
         let Streaming { signed, stream } = streaming;
         let mut waiting = Vec::new();
-        let mut started = false;
+        let mut sent = None;
         let rows = stored.rows_with(|piece| {
-            if !started {
+            if sent.is_none() {
                 let Some(signatures) = signed.get() else {
                     waiting.push(Arc::clone(piece));
                     return;
                 };
-                let (before, at) = self.around(&stored.run, signatures, ledger, stored.compute_ms, true);
-                stream.start(status_of(ledger), &before[..at.unwrap_or(before.len())]);
-                started = true;
+                let before_rows = result::render_before_rows(&stored.run, signatures, true);
+                stream.start(status_of(ledger), &before_rows);
+                sent = Some(before_rows);
                 for piece in waiting.drain(..) {
                     stream.piece(&piece);
                 }
             }
             stream.piece(piece);
         });
-        Arc::clone(rows)
+        (Arc::clone(rows), sent)
     }
 
     /// A compute's parse phase: its body, then the tenant's documents it names and the
@@ -505,22 +527,24 @@ impl Service {
         compute_ms: f64,
         allocations: Option<&Arc<Rows>>,
     ) -> Response {
-        let (body, at) = self.around(run, signatures, ledger, compute_ms, allocations.is_some());
-        let shared = at.zip(allocations).map(|(at, rows)| Shared { at, rows: Arc::clone(rows) });
-        Response { status: 200, content_type: JSON, retry_after_s: None, body, shared }
+        let before_rows = result::render_before_rows(run, signatures, allocations.is_some());
+        self.body_after(before_rows, ledger, compute_ms, allocations)
     }
 
-    /// The API.md §1.2 body of a run around its rows, and where they go when `rows`.
-    fn around(
+    /// A `200` with the API.md §1.2 body that starts with `before_rows` (as
+    /// [`result::render_before_rows`] wrote it): the rows, shared, then the rest.
+    fn body_after(
         &self,
-        run: &Run,
-        signatures: &Signatures,
+        mut body: Vec<u8>,
         ledger: LedgerReport,
         compute_ms: f64,
-        rows: bool,
-    ) -> (Vec<u8>, Option<usize>) {
+        allocations: Option<&Arc<Rows>>,
+    ) -> Response {
+        let at = body.len();
         let meta = ResultMeta { ledger, compute_ms, allocations: None, durable: self.durable() };
-        result::render_around(run, signatures, &meta, rows)
+        result::write_after_rows(&mut body, &meta);
+        let shared = allocations.map(|rows| Shared { at, rows: Arc::clone(rows) });
+        Response { status: 200, content_type: JSON, retry_after_s: None, body, shared }
     }
 
     fn latest_run(&self, tenant: &str, epoch: &str) -> Result<Arc<StoredRun>, Error> {
